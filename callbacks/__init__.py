@@ -1,0 +1,6 @@
+"""Lightning callbacks (imported as ``omar_lightning.callbacks``)."""
+
+from omar_lightning.callbacks.evaluation import EnvEvaluation
+from omar_lightning.callbacks.target_update import SoftTargetUpdate
+
+__all__ = ["EnvEvaluation", "SoftTargetUpdate"]

@@ -1,0 +1,175 @@
+"""Offline transitions streamed as per-agent minibatches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from pytorch_lightning import LightningDataModule
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset
+
+from omar_lightning.data import DatasetError, OfflineDataset, load_dataset
+from omar_lightning.envs import task_spec
+
+TIERS = ("random", "medium_replay", "medium", "expert")
+
+
+def stack_padded(arrays: list[np.ndarray]) -> Tensor:
+    """Per-agent arrays [N, d_i] (or [N]) -> one float32 tensor [A, N, max d_i] (or [A, N]), zero-padded."""
+    if arrays[0].ndim == 1:
+        return torch.from_numpy(np.stack(arrays).astype(np.float32, copy=False))
+    n, width = arrays[0].shape[0], max(a.shape[1] for a in arrays)
+    out = np.zeros((len(arrays), n, width), dtype=np.float32)
+    for i, a in enumerate(arrays):
+        out[i, :, : a.shape[1]] = a
+    return torch.from_numpy(out)
+
+
+class MinibatchStream(IterableDataset):
+    """Endless stream of minibatches ``{field: [A, B, ...]}``, every agent drawing its own indices.
+
+    Batch ``u`` is a pure function of ``(seed, rank, u)``, so the stream is identical however far
+    ahead a loader prefetches, resumes exactly from ``start``, and differs between DDP ranks.
+    """
+
+    def __init__(self, store: dict[str, Tensor], batch_size: int, seed: int, rank: int = 0, start: int = 0):
+        self.store, self.batch_size, self.seed, self.rank, self.start = store, batch_size, seed, rank, start
+        self.num_agents, self.size = store["obs"].shape[:2]
+
+    def batch(self, update: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        g = generator or torch.Generator()
+        g.manual_seed(int(np.random.SeedSequence([self.seed, self.rank, update]).generate_state(1)[0]))
+        idx = torch.randint(self.size, (self.num_agents, self.batch_size), generator=g)
+        rows = torch.arange(self.num_agents)[:, None]
+        return {k: v[rows, idx] for k, v in self.store.items()}
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        g = torch.Generator()
+        update = self.start
+        while True:
+            yield self.batch(update, g)
+            update += 1
+
+
+class OfflineDataModule(LightningDataModule):
+    """Reads one offline dataset file and streams per-agent minibatches.
+
+    Args:
+        task: environment task name (see ``omar_lightning.envs.TASKS``).
+        tier: dataset tier: random, medium_replay, medium or expert.
+        path: dataset file; defaults to ``data/<task>/<tier>.npz``.
+        batch_size: transitions per agent per update.
+        seed: seed of the minibatch stream (and of generation).
+        generate: generate a missing dataset in ``prepare_data`` (the random tier needs nothing
+            else; the other tiers need behaviour policies, see ``omar collect``).
+        num_transitions: size of a generated dataset.
+        env_kwargs: keyword arguments of the task's environment; must match the dataset's.
+        eval_episodes: evaluation episodes (split over DDP ranks).
+        eval_seed: seed of the first evaluation episode; episode k uses eval_seed + k.
+        reference_episodes: episodes used to measure S_random and S_expert when generating.
+    """
+
+    def __init__(
+        self,
+        task: str = "cooperative_navigation",
+        tier: str = "random",
+        path: str | None = None,
+        batch_size: int = 1024,
+        seed: int = 0,
+        generate: bool = True,
+        num_transitions: int = 1_000_000,
+        env_kwargs: dict[str, Any] | None = None,
+        eval_episodes: int = 10,
+        eval_seed: int = 1_000_000,
+        reference_episodes: int = 200,
+    ) -> None:
+        super().__init__()
+        if tier not in TIERS:
+            raise ValueError(f"data.tier must be one of {list(TIERS)}, got {tier!r}")
+        for name, value in (("batch_size", batch_size), ("num_transitions", num_transitions), ("eval_episodes", eval_episodes)):
+            if value < 1:
+                raise ValueError(f"data.{name} must be >= 1, got {value}")
+        self.save_hyperparameters()
+        self.task, self.tier, self.batch_size, self.seed = task, tier, batch_size, seed
+        self.path = Path(path) if path else Path("data") / task / f"{tier}.npz"
+        self.generate, self.num_transitions = generate, num_transitions
+        self.env_kwargs = dict(env_kwargs or {})
+        self.eval_episodes, self.eval_seed, self.reference_episodes = eval_episodes, eval_seed, reference_episodes
+        self.spec = task_spec(task, **self.env_kwargs)
+        self.dataset: OfflineDataset | None = None
+        self.store: dict[str, Tensor] | None = None
+        self._start = 0
+
+    @property
+    def obs_dims(self) -> list[int]:
+        return list(self.spec.obs_dims)
+
+    @property
+    def act_dims(self) -> list[int]:
+        return list(self.spec.act_dims)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        if self.dataset is None:
+            self.setup("fit")
+        return self.dataset.meta
+
+    def prepare_data(self) -> None:
+        if self.path.exists():
+            return
+        if not self.generate:
+            raise DatasetError(f"dataset file not found: {self.path} (data.path); set data.generate: true or run 'omar collect'")
+        if self.tier != "random":
+            raise DatasetError(
+                f"dataset file not found: {self.path} (data.path); tier {self.tier!r} is rolled out from trained "
+                "behaviour policies: create it with 'omar collect' first"
+            )
+        from omar_lightning.data.generate import write_random_dataset
+
+        write_random_dataset(self.path, self.task, self.num_transitions, self.seed, self.reference_episodes, **self.env_kwargs)
+
+    def setup(self, stage: str) -> None:
+        if self.dataset is not None:
+            return
+        ds = load_dataset(self.path)
+        meta = ds.meta
+        if meta["task"] != self.task:
+            raise DatasetError(f"{self.path}: dataset is for task {meta['task']!r} but data.task is {self.task!r}")
+        if ds.agent_names != self.spec.agent_names:
+            raise DatasetError(f"{self.path}: agents {ds.agent_names} differ from the task's {self.spec.agent_names}")
+        dims = ([o.shape[1] for o in ds.obs], [a.shape[1] for a in ds.actions])
+        if dims != (self.obs_dims, self.act_dims):
+            raise DatasetError(
+                f"{self.path}: observation/action sizes {dims} differ from the task's {(self.obs_dims, self.act_dims)}"
+            )
+        if dict(meta.get("env_kwargs") or {}) != self.env_kwargs:
+            raise DatasetError(f"{self.path}: dataset env_kwargs {meta.get('env_kwargs')} differ from data.env_kwargs {self.env_kwargs}")
+        self.dataset = ds
+        self.store = {
+            "obs": stack_padded(ds.obs),
+            "actions": stack_padded(ds.actions),
+            "rewards": stack_padded(ds.rewards),
+            "next_obs": stack_padded(ds.next_obs),
+            "dones": stack_padded(ds.dones),
+        }
+
+    def train_dataloader(self) -> DataLoader:
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        stream = MinibatchStream(self.store, self.batch_size, self.seed, rank, self._start)
+        return DataLoader(stream, batch_size=None, num_workers=0)
+
+    def _episode_loader(self) -> DataLoader:
+        # One item per rank; each rank evaluates its own contiguous share of the episodes.
+        return DataLoader([0], batch_size=None)
+
+    val_dataloader = test_dataloader = _episode_loader
+
+    def state_dict(self) -> dict[str, Any]:
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return {"updates": int(module.updates) if module is not None else self._start}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._start = int(state_dict.get("updates", 0))

@@ -1,0 +1,60 @@
+"""Rolling out the deterministic policies of a module and reducing the scores over ranks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torchmetrics import MeanMetric
+
+from omar_lightning.envs import make_env
+from omar_lightning.envs.rollout import run_episodes, score
+
+
+def normalized_score(returns: np.ndarray | torch.Tensor | float, s_random: float, s_expert: float):
+    """D4RL's normalized score: 100 * (S - S_random) / (S_expert - S_random)."""
+    return 100.0 * (returns - s_random) / (s_expert - s_random)
+
+
+def episode_share(total: int, rank: int, world_size: int) -> tuple[int, int]:
+    """Contiguous (first, count) of ``total`` episodes for ``rank`` of ``world_size``."""
+    base, extra = divmod(total, world_size)
+    return rank * base + min(rank, extra), base + int(rank < extra)
+
+
+@torch.no_grad()
+def policy_scores(actor: torch.nn.Module, task: str, env_kwargs: dict[str, Any], num_episodes: int, seed: int, num_envs: int = 10) -> np.ndarray:
+    """Scores of ``num_episodes`` episodes (seeds ``seed + k``) of ``actor`` in eval mode."""
+    device = next(actor.parameters()).device
+    was_training = actor.training
+    actor.eval()
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        return actor(torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy()
+
+    try:
+        result = run_episodes(lambda: make_env(task, **env_kwargs), policy, num_episodes, seed, num_envs=min(num_envs, num_episodes))
+    finally:
+        actor.train(was_training)
+    return score(result)
+
+
+def evaluate_and_log(pl_module: Any, prefix: str) -> dict[str, float]:
+    """Evaluate this rank's share of the data module's episodes; log means over all ranks."""
+    trainer = pl_module.trainer
+    dm = trainer.datamodule
+    world, rank = trainer.world_size, trainer.global_rank
+    if dm.eval_episodes < world:
+        raise ValueError(f"data.eval_episodes ({dm.eval_episodes}) must be at least the number of processes ({world})")
+    first, count = episode_share(dm.eval_episodes, rank, world)
+    returns = torch.as_tensor(policy_scores(pl_module.actor, dm.task, dm.env_kwargs, count, dm.eval_seed + first), dtype=torch.float32)
+    meta = dm.meta
+    values = {"return": returns, "normalized_score": normalized_score(returns, meta["s_random"], meta["s_expert"])}
+    out = {}
+    for name, x in values.items():
+        metric = MeanMetric().to(pl_module.device)
+        metric.update(x.to(pl_module.device))
+        out[name] = float(metric.compute())
+        pl_module.log(f"{prefix}/{name}", out[name], prog_bar=True, sync_dist=False, rank_zero_only=False)
+    return out

@@ -1,0 +1,84 @@
+"""Loss functions of OMAR and its baselines as pure functions of tensors.
+
+Shapes: ``A`` agents, ``B`` batch, ``K`` sampled actions, ``D`` action features.
+Each function returns ``(loss, metrics)``; ``loss`` is the sum over agents of every agent's own
+mean loss, so each agent's parameters receive exactly the gradient of its own loss.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def td_target(reward: Tensor, done: Tensor, next_q: Tensor, gamma: float) -> Tensor:
+    """y = r + gamma * (1 - done) * min_j Q'_j(o', pi'(o')).
+
+    reward, done: [A, B]; next_q: [2, A, B] target twin values -> [A, B].
+    """
+    return reward + gamma * (1.0 - done) * next_q.min(dim=0).values
+
+
+def cql_penalty(q_samples: Tensor, q_data: Tensor, log_density: Tensor) -> Tensor:
+    """CQL(H) penalty of Eq. (1) per twin and agent, averaged over the batch.
+
+    q_samples: [2, A, K, B] Q-values of sampled actions at o;
+    log_density: [A, K, B] (or broadcastable) importance correction subtracted before the
+    logsumexp (log 0.5^d for uniform samples in [-1, 1]^d);
+    q_data: [2, A, B] Q-values of the dataset actions.
+    Returns [2, A]: mean_b logsumexp_k(Q_k - log_density_k) - Q(o, a_data).
+    """
+    lse = torch.logsumexp(q_samples - log_density, dim=2)
+    return (lse - q_data).mean(dim=-1)
+
+
+def critic_loss(q_data: Tensor, target: Tensor, q_samples: Tensor | None, log_density: Tensor | None, alpha: float) -> tuple[Tensor, dict[str, Tensor]]:
+    """Twin-critic loss of Eq. (1): MSE to the TD target plus alpha times the CQL penalty.
+
+    q_data: [2, A, B]; target: [A, B]; q_samples: [2, A, K, B]; log_density: [A, K, B]
+    (both None when alpha = 0).
+    Both twins regress onto the same target; alpha = 0 gives plain TD3 critics.
+    """
+    mse = (q_data - target.unsqueeze(0)).pow(2).mean(dim=-1)  # [2, A]
+    penalty = cql_penalty(q_samples, q_data, log_density) if q_samples is not None else torch.zeros_like(mse)
+    per_agent = (mse + alpha * penalty).sum(dim=0)  # [A]
+    metrics = {
+        "critic/mse": mse.mean().detach(),
+        "critic/cql_penalty": penalty.mean().detach(),
+        "critic/q_data": q_data.mean().detach(),
+        "critic/target": target.mean().detach(),
+    }
+    return per_agent.sum(), metrics
+
+
+def uniform_log_density(act_dims: Tensor) -> Tensor:
+    """log density of the uniform distribution on [-1, 1]^d per agent: d * log(0.5). [A] -> [A, 1, 1]."""
+    return (act_dims.float() * math.log(0.5)).view(-1, 1, 1)
+
+
+def actor_loss(
+    pi: Tensor, q_pi: Tensor, target_action: Tensor | None, tau: float, action_l2: float, act_dims: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """tau-weighted actor loss of Eq. (2), minimised.
+
+    pi: [A, B, D] policy actions (zero beyond each agent's act_dims[i]); q_pi: [A, B] Q1(o, pi(o));
+    target_action: [A, B, D] the action pulled towards (the refined action for OMAR, the dataset
+    action for TD3+BC) or None when tau = 0; act_dims: [A] each agent's action size.
+    Per agent: tau * mean((pi - a_hat)^2) - (1 - tau) * mean(Q1) + action_l2 * mean(pi^2),
+    the means taken over the batch and the agent's own action features.
+    """
+    q_term = -q_pi.mean(dim=-1)  # [A]
+    if target_action is not None and tau > 0:
+        reg = (pi - target_action).pow(2).sum(-1).mean(-1) / act_dims
+    else:
+        reg = torch.zeros_like(q_term)
+    l2 = pi.pow(2).sum(-1).mean(-1) / act_dims
+    per_agent = tau * reg + (1.0 - tau) * q_term + action_l2 * l2
+    metrics = {
+        "actor/q_pi": q_pi.mean().detach(),
+        "actor/rectification": reg.mean().detach(),
+        "actor/loss": per_agent.mean().detach(),
+    }
+    return per_agent.sum(), metrics

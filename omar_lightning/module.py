@@ -1,0 +1,236 @@
+"""The OMAR LightningModule: wiring and optimizer steps; the math lives in losses/refinement."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from typing import Any
+
+import numpy as np
+import torch
+from pytorch_lightning import LightningModule
+from torch import Tensor
+
+from omar_lightning.losses import actor_loss, critic_loss, td_target, uniform_log_density
+from omar_lightning.nets import Actor, TwinCritic, clip_grad_norm_per_member_
+from omar_lightning.refinement import Refinement
+
+
+def _check(name: str, ok: bool, value: Any, need: str) -> None:
+    if not ok:
+        raise ValueError(f"model.{name} must be {need}, got {value!r}")
+
+
+class OMAR(LightningModule):
+    """Offline MARL with actor rectification over decentralized twin critics (ITD3 backbone).
+
+    All agents (and both twins) are computed together through the agent axis of the networks.
+    Every update: the twin critics minimise TD error plus ``cql_alpha`` times the CQL penalty
+    (Eq. 1); then the actor minimises ``tau * mean((pi - a_hat)^2) - (1 - tau) * mean(Q1(o, pi))``
+    (Eq. 2) with ``a_hat`` from zeroth-order refinement of Q1 (Eq. 3). ``tau = 0`` is MA-CQL.
+    Target networks are updated by :class:`omar_lightning.callbacks.SoftTargetUpdate`.
+
+    Args:
+        obs_dims: observation size per agent (linked from the data module).
+        act_dims: action size per agent (linked from the data module).
+        hidden_dim: hidden units of every MLP.
+        actor_lr: Adam learning rate of the actors.
+        critic_lr: Adam learning rate of the critics.
+        gamma: discount.
+        tau: weight of the rectification term in Eq. (2), in [0, 1].
+        cql_alpha: weight of the CQL penalty (0 disables it).
+        cql_samples: uniform actions per observation in the CQL logsumexp (K).
+        cql_policy_samples: also score ``cql_samples`` actions pi(o) + noise and pi(o') + noise
+            at o (the CQL(H) mixture of the official HalfCheetah runs).
+        cql_policy_noise: standard deviation of that noise.
+        cql_policy_correction: subtract the Gaussian's "log_density" (CQL(H)) or its "density"
+            (as the official HalfCheetah code does) from the policy samples' Q-values.
+        target_noise: std of the noise on the target policy's action (0: the official behaviour).
+        target_noise_clip: clip of that noise.
+        refinement: sampler and its settings.
+        grad_clip: gradient-norm clip per agent and network (0 disables).
+        action_l2: weight of mean(pi(o)^2) in the actor loss.
+        input_norm: BatchNorm1d on network inputs.
+        max_updates: gradient updates (of all agents) before training stops.
+    """
+
+    def __init__(
+        self,
+        obs_dims: list[int],
+        act_dims: list[int],
+        hidden_dim: int = 64,
+        actor_lr: float = 0.01,
+        critic_lr: float = 0.01,
+        gamma: float = 0.95,
+        tau: float = 1.0,
+        cql_alpha: float = 1.0,
+        cql_samples: int = 10,
+        cql_policy_samples: bool = False,
+        cql_policy_noise: float = 0.2,
+        cql_policy_correction: str = "log_density",
+        target_noise: float = 0.0,
+        target_noise_clip: float = 0.5,
+        refinement: Refinement = Refinement(),
+        grad_clip: float = 0.5,
+        action_l2: float = 1e-3,
+        input_norm: bool = True,
+        max_updates: int = 2000,
+    ) -> None:
+        super().__init__()
+        _check("obs_dims", len(obs_dims) > 0 and len(obs_dims) == len(act_dims), obs_dims, "one size per agent, as many as act_dims")
+        _check("tau", 0.0 <= tau <= 1.0, tau, "in [0, 1]")
+        _check("gamma", 0.0 <= gamma <= 1.0, gamma, "in [0, 1]")
+        _check("cql_alpha", cql_alpha >= 0, cql_alpha, ">= 0")
+        _check("cql_samples", cql_samples >= 1, cql_samples, ">= 1")
+        _check("cql_policy_correction", cql_policy_correction in ("log_density", "density"), cql_policy_correction, "'log_density' or 'density'")
+        _check("actor_lr", actor_lr > 0, actor_lr, "> 0")
+        _check("critic_lr", critic_lr > 0, critic_lr, "> 0")
+        _check("hidden_dim", hidden_dim >= 1, hidden_dim, ">= 1")
+        _check("max_updates", max_updates >= 1, max_updates, ">= 1")
+        _check("grad_clip", grad_clip >= 0, grad_clip, ">= 0")
+        if isinstance(refinement, dict):
+            refinement = Refinement(**refinement)
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.num_agents = len(obs_dims)
+        self.refinement = refinement
+        self.actor = Actor(obs_dims, act_dims, hidden_dim, input_norm)
+        self.critic = TwinCritic(max(obs_dims), max(act_dims), hidden_dim, self.num_agents, input_norm)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.register_buffer("act_dims_t", torch.tensor(act_dims, dtype=torch.float32), persistent=False)
+        self.updates = 0
+
+    # ----------------------------------------------------------------- wiring
+    def target_pairs(self) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
+        """(online, target) module pairs for the soft-update callback."""
+        return [(self.actor, self.actor_target), (self.critic, self.critic_target)]
+
+    def configure_optimizers(self):
+        actor_opt = torch.optim.Adam(self.actor.parameters(), lr=self.hparams.actor_lr)
+        critic_opt = torch.optim.Adam(self.critic.parameters(), lr=self.hparams.critic_lr)
+        return [actor_opt, critic_opt]
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """Deterministic actions of all agents: obs [A, B, obs_dim] -> [A, B, act_dim]."""
+        return self.actor(obs)
+
+    def score_q1(self, obs: Tensor):
+        """Score function of the refinement: actions [A, K, B, D] -> Q1(o, a) [A, K, B]."""
+
+        def score(actions: Tensor) -> Tensor:
+            a, k, b, d = actions.shape
+            o = obs.unsqueeze(1).expand(a, k, b, obs.shape[-1]).reshape(a, k * b, -1)
+            return self.critic.q1(o, actions.reshape(a, k * b, d)).view(a, k, b)
+
+        return score
+
+    @torch.no_grad()
+    def cql_actions(self, obs: Tensor, next_obs: Tensor) -> tuple[Tensor, Tensor]:
+        """Actions scored by the CQL logsumexp and their log-density corrections: [A, K', B, D], [A, K', B]."""
+        hp = self.hparams
+        a, b, _ = obs.shape
+        mask = self.actor.act_mask.unsqueeze(1)
+        d = int(self.actor.act_mask.shape[-1])
+        uniform = (torch.rand(a, hp.cql_samples, b, d, device=obs.device, dtype=obs.dtype) * 2 - 1) * mask
+        samples = [uniform]
+        corrections = [uniform_log_density(self.act_dims_t).expand(a, hp.cql_samples, b)]
+        if hp.cql_policy_samples:
+            sigma = hp.cql_policy_noise
+            for o in (obs, next_obs):
+                noise = torch.randn(a, hp.cql_samples, b, d, device=obs.device, dtype=obs.dtype) * sigma * mask
+                samples.append(self.actor(o).unsqueeze(1) + noise)
+                log_p = -0.5 * (noise / sigma).pow(2).sum(-1) - self.act_dims_t.view(-1, 1, 1) * math.log(sigma * math.sqrt(2 * math.pi))
+                corrections.append(log_p if hp.cql_policy_correction == "log_density" else log_p.exp())
+        return torch.cat(samples, 1), torch.cat(corrections, 1)
+
+    # ----------------------------------------------------------------- training
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
+        if self.updates >= self.hparams.max_updates:
+            self.trainer.should_stop = True
+            return -1
+        return None
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        hp = self.hparams
+        actor_opt, critic_opt = self.optimizers()
+        obs, act, rew, next_obs, done = (batch[k] for k in ("obs", "actions", "rewards", "next_obs", "dones"))
+
+        # Critics: TD target from the target networks, CQL penalty on stacked sampled actions.
+        with torch.no_grad():
+            next_act = self.actor_target(next_obs)
+            if hp.target_noise > 0:
+                noise = (torch.randn_like(next_act) * hp.target_noise).clamp(-hp.target_noise_clip, hp.target_noise_clip)
+                next_act = (next_act + noise).clamp(-1, 1) * self.actor.act_mask
+            target = td_target(rew, done, self.critic_target(next_obs, next_act), hp.gamma)
+            samples, log_density = self.cql_actions(obs, next_obs) if hp.cql_alpha > 0 else (None, None)
+        self.toggle_optimizer(critic_opt)
+        q_data = self.critic(obs, act)
+        q_samples = None
+        if samples is not None:
+            a, k, b, d = samples.shape
+            o = obs.unsqueeze(1).expand(a, k, b, obs.shape[-1]).reshape(a, k * b, -1)
+            q_samples = self.critic(o, samples.reshape(a, k * b, d)).view(2, a, k, b)
+        loss_c, metrics = critic_loss(q_data, target, q_samples, log_density, hp.cql_alpha)
+        self._step(critic_opt, loss_c, self.critic.net.members)
+        self.untoggle_optimizer(critic_opt)
+
+        # Actor: tau-weighted pull towards the refined action and policy gradient through Q1.
+        self.toggle_optimizer(actor_opt)
+        pi = self.actor(obs)
+        q_pi = self.critic.q1(obs, pi)
+        a_hat = None
+        if hp.tau > 0:
+            a_hat = self.refinement(self.score_q1(obs), pi.detach(), q_pi.detach(), self.actor.act_mask)
+        loss_a, actor_metrics = actor_loss(pi, q_pi, a_hat, hp.tau, hp.action_l2, self.act_dims_t)
+        self._step(actor_opt, loss_a, self.actor.net.members)
+        self.untoggle_optimizer(actor_opt)
+
+        self.updates += 1
+        metrics.update(actor_metrics)
+        metrics["critic/loss"] = loss_c.detach() / self.num_agents
+        self.log_dict(metrics, on_step=True, on_epoch=False)
+        self.log("updates", float(self.updates), on_step=True, on_epoch=False, prog_bar=True)
+
+    def _step(self, opt, loss: Tensor, members: int) -> None:
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.hparams.grad_clip > 0:
+            params = [p for group in opt.param_groups for p in group["params"]]
+            clip_grad_norm_per_member_(params, members, self.num_agents, self.hparams.grad_clip)
+        opt.step()
+
+    # ----------------------------------------------------------------- evaluation
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        from omar_lightning.evaluation import evaluate_and_log
+
+        evaluate_and_log(self, prefix="val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        from omar_lightning.evaluation import evaluate_and_log
+
+        evaluate_and_log(self, prefix="test")
+
+    # ----------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["omar"] = {
+            "updates": self.updates,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+            },
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("omar", {})
+        self.updates = int(state.get("updates", 0))
+        rng = state.get("rng")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            if rng["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+            np.random.set_state(rng["numpy"])
+            random.setstate(rng["python"])

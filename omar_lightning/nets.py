@@ -1,0 +1,175 @@
+"""Agent-batched networks: one ensemble axis covers every agent (and both twin critics).
+
+Weights are shaped ``[members, in, out]`` and applied with one batched matmul, so a single
+call evaluates all agents' networks on their own inputs. Inputs and outputs are
+``[members, batch, features]``. Agents whose observation or action sizes differ are handled by
+zero-padding to the largest size (see ``act_mask`` in :class:`Actor`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+
+class VectorizedLinear(nn.Module):
+    """``members`` independent linear layers: ``y[m] = x[m] @ W[m] + b[m]``.
+
+    Initialised like ``nn.Linear`` for every member (uniform in +-1/sqrt(in_features)).
+    ``members`` may be a slice to evaluate a contiguous subset of members.
+    """
+
+    def __init__(self, in_features: int, out_features: int, members: int) -> None:
+        super().__init__()
+        self.in_features, self.out_features, self.members = in_features, out_features, members
+        self.weight = nn.Parameter(torch.empty(members, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_features))
+        self.reset_parameters()
+
+    def reset_parameters(self, bound: float | None = None) -> None:
+        bound = 1.0 / math.sqrt(self.in_features) if bound is None else bound
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor, members: slice = slice(None)) -> Tensor:
+        return torch.baddbmm(self.bias[members], x, self.weight[members])
+
+    def extra_repr(self) -> str:
+        return f"members={self.members}, in={self.in_features}, out={self.out_features}"
+
+
+class MemberBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d applied independently to every member's features.
+
+    ``[members, batch, features]`` is viewed as ``[batch, members * features]`` so each member
+    keeps its own statistics and affine parameters, exactly like one ``BatchNorm1d`` per member.
+    """
+
+    def __init__(self, features: int, members: int) -> None:
+        super().__init__(members * features)
+        self.features, self.members = features, members
+
+    def forward(self, x: Tensor, members: slice = slice(None)) -> Tensor:
+        m, b, d = x.shape
+        lo = (members.start or 0) * d
+        hi = lo + m * d
+        training = self.training
+        if training and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+        y = F.batch_norm(
+            x.transpose(0, 1).reshape(b, m * d),
+            self.running_mean[lo:hi] if self.running_mean is not None else None,
+            self.running_var[lo:hi] if self.running_var is not None else None,
+            self.weight[lo:hi],
+            self.bias[lo:hi],
+            training,
+            self.momentum,
+            self.eps,
+        )
+        return y.reshape(b, m, d).transpose(0, 1)
+
+
+class EnsembleMLP(nn.Module):
+    """``members`` MLPs with two hidden ReLU layers and optional input BatchNorm.
+
+    Args:
+        in_dim: input features per member.
+        out_dim: output features per member.
+        hidden_dim: hidden units per layer.
+        members: ensemble size (agents, or agents x twins).
+        input_norm: BatchNorm1d on the input, as the official networks.
+        out_init: if given, the last layer is initialised uniformly in +-out_init.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden_dim: int,
+        members: int,
+        input_norm: bool = True,
+        out_init: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.members = members
+        self.norm = MemberBatchNorm(in_dim, members) if input_norm else None
+        self.fc1 = VectorizedLinear(in_dim, hidden_dim, members)
+        self.fc2 = VectorizedLinear(hidden_dim, hidden_dim, members)
+        self.fc3 = VectorizedLinear(hidden_dim, out_dim, members)
+        if out_init is not None:
+            self.fc3.reset_parameters(out_init)
+
+    def forward(self, x: Tensor, members: slice = slice(None)) -> Tensor:
+        """x: [M, B, in_dim] with M the number of selected members -> [M, B, out_dim]."""
+        if self.norm is not None:
+            x = self.norm(x, members)
+        x = F.relu(self.fc1(x, members))
+        x = F.relu(self.fc2(x, members))
+        return self.fc3(x, members)
+
+
+def _mask(dims: Sequence[int], width: int) -> Tensor:
+    """[A, 1, width] with ones on each agent's first dims[i] features."""
+    return (torch.arange(width)[None, :] < torch.as_tensor(list(dims))[:, None]).float()[:, None, :]
+
+
+class Actor(nn.Module):
+    """Deterministic tanh policies of all agents: obs [A, B, obs_dim] -> actions [A, B, act_dim].
+
+    Padded action features of agents with fewer action dimensions are always zero.
+    """
+
+    def __init__(self, obs_dims: Sequence[int], act_dims: Sequence[int], hidden_dim: int, input_norm: bool = True):
+        super().__init__()
+        self.num_agents = len(obs_dims)
+        self.net = EnsembleMLP(max(obs_dims), max(act_dims), hidden_dim, self.num_agents, input_norm, out_init=3e-3)
+        self.register_buffer("act_mask", _mask(act_dims, max(act_dims)), persistent=False)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return torch.tanh(self.net(obs)) * self.act_mask
+
+
+class TwinCritic(nn.Module):
+    """Twin Q-networks of all agents in one ensemble of 2 * A members (twin-major order).
+
+    ``forward(obs [A, N, obs_dim], act [A, N, act_dim]) -> q [2, A, N]``;
+    ``q1`` evaluates the first twin only, at half the cost -> [A, N].
+    ``obs`` may be any per-agent critic input (local observation, or a joint one for
+    centralized critics).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_dim: int, num_agents: int, input_norm: bool = True):
+        super().__init__()
+        self.num_agents = num_agents
+        self.net = EnsembleMLP(obs_dim + act_dim, 1, hidden_dim, 2 * num_agents, input_norm)
+
+    def forward(self, obs: Tensor, act: Tensor) -> Tensor:
+        x = torch.cat([obs, act], dim=-1)
+        a, n, d = x.shape
+        q = self.net(x.expand(2, a, n, d).reshape(2 * a, n, d))
+        return q.view(2, a, n)
+
+    def q1(self, obs: Tensor, act: Tensor) -> Tensor:
+        return self.net(torch.cat([obs, act], dim=-1), slice(0, self.num_agents)).squeeze(-1)
+
+
+def clip_grad_norm_per_member_(params: Sequence[nn.Parameter], members: int, groups: int, max_norm: float) -> Tensor:
+    """Clip gradients to ``max_norm`` separately for each of ``groups`` agents.
+
+    Every parameter stores its ``members`` slices member-major (``[members, ...]``, or
+    ``[members * features]`` for BatchNorm); member ``m`` belongs to agent ``m % groups``, so the
+    twin critics of one agent share its group. Equivalent to one ``clip_grad_norm_`` per agent's
+    network(s). Returns the per-agent gradient norms before clipping, ``[groups]``.
+    """
+    views = [p.grad.view(members // groups, groups, -1) for p in params if p.grad is not None]
+    if not views:
+        return torch.zeros(groups)
+    norms = torch.stack([v.pow(2).sum((0, 2)) for v in views]).sum(0).sqrt()
+    coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for v in views:
+        v.mul_(coef.view(1, groups, 1))
+    return norms

@@ -1,0 +1,23 @@
+import numpy as np
+import pytest
+
+from omar_lightning.data import OfflineDataset, save_dataset
+
+
+def synthetic_dataset(n: int = 256, obs_dims=(18, 18, 18), act_dims=(2, 2, 2), seed: int = 0, task="cooperative_navigation") -> OfflineDataset:
+    rng = np.random.default_rng(seed)
+    names = [f"agent_{i}" for i in range(len(obs_dims))]
+    f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    return OfflineDataset(
+        obs=[f32(n, d) for d in obs_dims],
+        actions=[rng.uniform(-1, 1, (n, d)).astype(np.float32) for d in act_dims],
+        rewards=[f32(n) for _ in obs_dims],
+        next_obs=[f32(n, d) for d in obs_dims],
+        dones=[(rng.random(n) < 0.05).astype(np.float32) for _ in obs_dims],
+        meta={"task": task, "tier": "random", "agent_names": names, "s_random": -10.0, "s_expert": 30.0, "env_kwargs": {}},
+    )
+
+
+@pytest.fixture
+def dataset_file(tmp_path):
+    return save_dataset(tmp_path / "coop.npz", synthetic_dataset())
