@@ -1,6 +1,7 @@
 """Lightning callbacks (imported as ``omar_lightning.callbacks``)."""
 
+from omar_lightning.callbacks.checkpoint import UpdateCheckpoint
 from omar_lightning.callbacks.evaluation import EnvEvaluation
 from omar_lightning.callbacks.target_update import SoftTargetUpdate
 
-__all__ = ["EnvEvaluation", "SoftTargetUpdate"]
+__all__ = ["EnvEvaluation", "SoftTargetUpdate", "UpdateCheckpoint"]

@@ -159,11 +159,12 @@ class OfflineDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank = self.trainer.global_rank if self.trainer is not None else 0
         stream = MinibatchStream(self.store, self.batch_size, self.seed, rank, self._start)
-        return DataLoader(stream, batch_size=None, num_workers=0)
+        # A private generator: creating the iterator must not draw from the global RNG (exact resume).
+        return DataLoader(stream, batch_size=None, num_workers=0, generator=torch.Generator())
 
     def _episode_loader(self) -> DataLoader:
         # One item per rank; each rank evaluates its own contiguous share of the episodes.
-        return DataLoader([0], batch_size=None)
+        return DataLoader([0], batch_size=None, generator=torch.Generator())
 
     val_dataloader = test_dataloader = _episode_loader
 

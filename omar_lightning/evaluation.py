@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 from torchmetrics import MeanMetric
 
 from omar_lightning.envs import make_env
@@ -40,8 +41,8 @@ def policy_scores(actor: torch.nn.Module, task: str, env_kwargs: dict[str, Any],
     return score(result)
 
 
-def evaluate_and_log(pl_module: Any, prefix: str) -> dict[str, float]:
-    """Evaluate this rank's share of the data module's episodes; log means over all ranks."""
+def evaluate_and_log(pl_module: Any, prefix: str, verbose: bool = True) -> dict[str, float]:
+    """Evaluate this rank's share of the data module's episodes; log (and print) means over all ranks."""
     trainer = pl_module.trainer
     dm = trainer.datamodule
     world, rank = trainer.world_size, trainer.global_rank
@@ -56,5 +57,7 @@ def evaluate_and_log(pl_module: Any, prefix: str) -> dict[str, float]:
         metric = MeanMetric().to(pl_module.device)
         metric.update(x.to(pl_module.device))
         out[name] = float(metric.compute())
-        pl_module.log(f"{prefix}/{name}", out[name], prog_bar=True, sync_dist=False, rank_zero_only=False)
+        pl_module.log(f"{prefix}/{name}", out[name], prog_bar=True, batch_size=dm.eval_episodes)
+    if verbose:
+        rank_zero_info(f"[{prefix}] update {pl_module.updates:>6}: return {out['return']:.2f}, normalized score {out['normalized_score']:.1f}")
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,12 @@ from torch import Tensor
 from omar_lightning.losses import actor_loss, critic_loss, td_target, uniform_log_density
 from omar_lightning.nets import Actor, TwinCritic, clip_grad_norm_per_member_
 from omar_lightning.refinement import Refinement
+
+
+def _numpy_state() -> tuple:
+    """NumPy's legacy RNG state with its key array as a tensor (loadable with weights_only)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))
 
 
 def _check(name: str, ok: bool, value: Any, need: str) -> None:
@@ -91,7 +98,8 @@ class OMAR(LightningModule):
         _check("grad_clip", grad_clip >= 0, grad_clip, ">= 0")
         if isinstance(refinement, dict):
             refinement = Refinement(**refinement)
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["refinement"])
+        self.hparams["refinement"] = asdict(refinement)  # plain types: checkpoints load with weights_only
         self.automatic_optimization = False
         self.num_agents = len(obs_dims)
         self.refinement = refinement
@@ -147,10 +155,15 @@ class OMAR(LightningModule):
 
     # ----------------------------------------------------------------- training
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
-        if self.updates >= self.hparams.max_updates:
+        if self.updates >= self.hparams.max_updates:  # resumed from a finished run
             self.trainer.should_stop = True
             return -1
         return None
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # Ending the epoch here lets end-of-epoch hooks (final checkpoint) run after the last update.
+        if self.updates >= self.hparams.max_updates:
+            self.trainer.should_stop = True
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         hp = self.hparams
@@ -205,7 +218,8 @@ class OMAR(LightningModule):
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         from omar_lightning.evaluation import evaluate_and_log
 
-        evaluate_and_log(self, prefix="val")
+        # During fit this is the evaluation after the last update: keep the eval/ curve's names.
+        evaluate_and_log(self, prefix="eval" if self.trainer.state.fn == "fit" else "val")
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         from omar_lightning.evaluation import evaluate_and_log
@@ -219,7 +233,7 @@ class OMAR(LightningModule):
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "numpy": np.random.get_state(),
+                "numpy": _numpy_state(),
                 "python": random.getstate(),
             },
         }
@@ -232,5 +246,5 @@ class OMAR(LightningModule):
             torch.set_rng_state(rng["torch"])
             if rng["cuda"] and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(rng["cuda"])
-            np.random.set_state(rng["numpy"])
+            np.random.set_state(rng["numpy"][:1] + (rng["numpy"][1].numpy().astype(np.uint32),) + tuple(rng["numpy"][2:]))
             random.setstate(rng["python"])

@@ -1,0 +1,158 @@
+"""Reference returns and the random dataset tier, collected from the environments.
+
+* :func:`reference_returns` gives ``(S_random, S_expert)`` for the normalised score
+  ``100 * (S - S_random) / (S_expert - S_random)`` (D4RL's formula, as in the paper).
+* :func:`collect_random_tier` rolls out uniform random actions into per-agent transition
+  arrays.
+
+Seeds: reference returns play episodes ``seed, seed + 1, ...`` (default from 10,000);
+:func:`collect_random_tier` plays its episodes from ``(seed + 1) * 1,000,000`` on, so a
+dataset's initial states never coincide with those of the reference or evaluation episodes
+seeded below 1,000,000.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from omar_lightning.envs import TASKS, make_env, task_spec
+from omar_lightning.envs.rollout import (
+    Policy,
+    run_episodes,
+    score,
+    uniform_random_policy,
+)
+from omar_lightning.envs.scripted import scripted_spread_actions
+
+__all__ = [
+    "COLLECT_SEED_STRIDE",
+    "EXPERT_POLICIES",
+    "collect_random_tier",
+    "expert_policy",
+    "reference_returns",
+]
+
+#: Episode seeds of :func:`collect_random_tier` start at ``(seed + 1) * COLLECT_SEED_STRIDE``.
+COLLECT_SEED_STRIDE = 1_000_000
+
+#: Task -> reference expert policy (``obs [A, E, obs_dim] -> actions [A, E, act_dim]``).
+EXPERT_POLICIES: dict[str, Policy] = {
+    "cooperative_navigation": scripted_spread_actions,
+}
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        known = ", ".join(sorted(TASKS))
+        raise ValueError(f"unknown task {task!r}; known tasks: {known}")
+
+
+def expert_policy(task: str) -> Policy:
+    """The reference expert policy of ``task``."""
+    _check_task(task)
+    try:
+        return EXPERT_POLICIES[task]
+    except KeyError:
+        raise ValueError(f"no reference expert policy for task {task!r}") from None
+
+
+def _maker(task: str, env_kwargs: dict[str, Any]) -> Callable[[], Any]:
+    return lambda: make_env(task, **env_kwargs)
+
+
+def reference_returns(
+    task: str, episodes: int = 200, seed: int = 10_000, **env_kwargs: Any
+) -> tuple[float, float]:
+    """Mean episode scores ``(S_random, S_expert)`` of the reference policies.
+
+    ``S_random``: uniform random actions in ``[-1, 1]`` (generator seeded with ``seed``).
+    ``S_expert``: the task's scripted expert (:data:`EXPERT_POLICIES`). Both play the same
+    ``episodes`` episodes, seeded ``seed, seed + 1, ...``. A score is the mean over agents
+    of their undiscounted returns (:func:`omar_lightning.envs.rollout.score`).
+    """
+    _check_task(task)
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    spec = task_spec(task, **env_kwargs)
+    make = _maker(task, env_kwargs)
+    rng = np.random.default_rng(seed)
+    random_policy = uniform_random_policy(rng, max(spec.act_dims))
+    s_random = float(score(run_episodes(make, random_policy, episodes, seed)).mean())
+    s_expert = float(score(run_episodes(make, expert_policy(task), episodes, seed)).mean())
+    return s_random, s_expert
+
+
+def collect_random_tier(
+    task: str,
+    num_transitions: int,
+    seed: int = 0,
+    progress: bool = True,
+    **env_kwargs: Any,
+) -> dict[str, Any]:
+    """Collect the "random" dataset tier: uniform random actions in ``[-1, 1]^d``.
+
+    The paper's random tier rolls out a randomly initialised policy. An untrained tanh
+    actor whose last layer is initialised in +-3e-3 (the official networks) outputs forces
+    of about 1e-3 and barely moves, so uniform random actions are used instead.
+
+    Whole episodes are played (episode ``k`` seeded ``(seed + 1) * 1_000_000 + k``, actions
+    from ``np.random.default_rng(seed)``, 10 env copies in lockstep) until at least
+    ``num_transitions`` steps exist; the arrays are then cut to exactly that many rows.
+    The result is the same for the same arguments.
+
+    Returns:
+        dict with ``obs``, ``actions``, ``rewards``, ``next_obs``, ``dones`` (lists over
+        agents of float32 arrays with ``num_transitions`` rows; ``dones`` is 1.0 only at a
+        true termination, never at the time limit), ``episode_returns`` (float64 scores
+        of the episodes lying wholly inside the cut) and ``agent_names``.
+    """
+    _check_task(task)
+    if isinstance(num_transitions, bool) or int(num_transitions) != num_transitions:
+        raise ValueError(f"num_transitions must be an int, got {num_transitions!r}")
+    if num_transitions < 1:
+        raise ValueError(f"num_transitions must be >= 1, got {num_transitions}")
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    num_transitions = int(num_transitions)
+    seed = int(seed)
+
+    spec = task_spec(task, **env_kwargs)
+    make = _maker(task, env_kwargs)
+    policy = uniform_random_policy(np.random.default_rng(seed), max(spec.act_dims))
+    base = (seed + 1) * COLLECT_SEED_STRIDE
+
+    parts = []
+    collected = 0
+    played = 0
+    while collected < num_transitions:
+        # Episodes may end early on termination: top up until enough steps exist.
+        missing = num_transitions - collected
+        n_episodes = max(1, math.ceil(missing / spec.episode_length))
+        res = run_episodes(
+            make, policy, n_episodes, base + played, record=True, progress=progress
+        )
+        parts.append(res)
+        collected += res.num_transitions
+        played += n_episodes
+
+    def cut(key: str, i: int) -> np.ndarray:
+        chunks = [getattr(p, key)[i] for p in parts]
+        arr = chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=0)
+        return np.ascontiguousarray(arr[:num_transitions])
+
+    n_agents = spec.num_agents
+    lengths = np.concatenate([p.episode_lengths for p in parts])
+    scores = np.concatenate([score(p) for p in parts])
+    complete = np.cumsum(lengths) <= num_transitions
+    return {
+        "obs": [cut("obs", i) for i in range(n_agents)],
+        "actions": [cut("actions", i) for i in range(n_agents)],
+        "rewards": [cut("rewards", i) for i in range(n_agents)],
+        "next_obs": [cut("next_obs", i) for i in range(n_agents)],
+        "dones": [cut("dones", i) for i in range(n_agents)],
+        "episode_returns": scores[complete],
+        "agent_names": list(spec.agent_names),
+    }

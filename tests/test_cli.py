@@ -1,0 +1,85 @@
+"""The `omar` command end to end: a short fit writes checkpoints and logs; a resumed run is exact."""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from omar_lightning.cli import main
+from omar_lightning.data import save_dataset
+
+from conftest import synthetic_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    (metrics,) = run_dir.glob("runs/tiny/logs/version_*/metrics.csv")
+    with open(metrics) as f:
+        return list(csv.DictReader(f))
+
+
+def test_fit_through_the_console_script_generates_data_and_writes_checkpoint_and_logs(workdir):
+    omar = shutil.which("omar", path=os.path.dirname(sys.executable))
+    assert omar, "the console script `omar` is not installed next to this python"
+    proc = subprocess.run([omar, "fit", "--config", str(TINY)], cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "normalized score" in proc.stdout + proc.stderr
+    data = workdir / "data" / "cooperative_navigation" / "random.npz"
+    assert data.is_file()
+    ckpt = next(workdir.glob("runs/tiny/logs/version_*/checkpoints/last.ckpt"))
+    state = torch.load(ckpt, weights_only=False)
+    assert state["omar"]["updates"] == 6
+    rows = read_metrics(workdir)
+    evals = [r for r in rows if r.get("eval/return")]
+    assert len(evals) == 2  # updates 3 and 6
+    assert all(r["eval/normalized_score"] for r in evals)
+    assert any(r.get("critic/cql_penalty") for r in rows)
+
+
+def _fit(args):
+    main(["fit", "--config", str(TINY), "--trainer.enable_model_summary", "false", *args])
+
+
+def test_resumed_run_ends_with_the_same_parameters_as_an_uninterrupted_one(workdir):
+    path = save_dataset(workdir / "d.npz", synthetic_dataset(n=500))
+    common = ["--data.path", str(path), "--data.generate", "false"]
+    _fit(common + ["--trainer.logger.init_args.save_dir", "full"])
+    _fit(common + ["--trainer.logger.init_args.save_dir", "half", "--model.max_updates", "3"])
+    half = next(workdir.glob("half/logs/version_*/checkpoints/last.ckpt"))
+    # hyperparameters saved in the checkpoint are read back by the CLI: the longer run is asked for explicitly
+    _fit(common + ["--trainer.logger.init_args.save_dir", "resumed", "--ckpt_path", str(half), "--model.max_updates", "6"])
+    full = torch.load(next(workdir.glob("full/logs/version_*/checkpoints/last.ckpt")), weights_only=False)
+    resumed = torch.load(next(workdir.glob("resumed/logs/version_*/checkpoints/last.ckpt")), weights_only=False)
+    assert full["omar"]["updates"] == resumed["omar"]["updates"] == 6
+    assert full["state_dict"].keys() == resumed["state_dict"].keys()
+    for k, v in full["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][k], v, rtol=0, atol=0, msg=k)
+
+
+def test_bad_setting_in_the_cli_is_named(workdir, capsys):
+    with pytest.raises(SystemExit):
+        _fit(["--model.tau", "1.5", "--data.generate", "false"])
+    err = capsys.readouterr().err
+    assert "omar: error: model.tau must be in [0, 1], got 1.5" in err
+    assert "Traceback" not in err
+
+
+def test_missing_dataset_is_named(workdir, capsys):
+    with pytest.raises(SystemExit):
+        _fit(["--data.path", "absent.npz", "--data.generate", "false"])
+    err = capsys.readouterr().err
+    assert "omar: error: dataset file not found: absent.npz (data.path)" in err
+    assert "Traceback" not in err

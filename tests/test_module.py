@@ -1,0 +1,141 @@
+"""The LightningModule's updates: which parameters move, agent isolation, targets, settings."""
+
+import copy
+
+import pytest
+import torch
+from pytorch_lightning import Trainer
+
+from omar_lightning import OMAR, Refinement
+from omar_lightning.callbacks import EnvEvaluation, SoftTargetUpdate
+from omar_lightning.datamodules import OfflineDataModule
+
+
+def batch_for(seed=0, A=3, B=64, obs_dim=18, act_dim=2):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "obs": torch.randn(A, B, obs_dim, generator=g),
+        "actions": torch.rand(A, B, act_dim, generator=g) * 2 - 1,
+        "rewards": torch.randn(A, B, generator=g),
+        "next_obs": torch.randn(A, B, obs_dim, generator=g),
+        "dones": (torch.rand(A, B, generator=g) < 0.1).float(),
+    }
+
+
+class Spy(OMAR):
+    """Records which parameters each optimizer step changed."""
+
+    def _step(self, opt, loss, members):
+        before = {n: p.detach().clone() for n, p in self.named_parameters()}
+        super()._step(opt, loss, members)
+        self.moved = getattr(self, "moved", [])
+        self.moved.append({n for n, p in self.named_parameters() if not torch.equal(p, before[n])})
+
+
+def fit(model, dm, callbacks=(), **kw):
+    trainer = Trainer(
+        max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        num_sanity_val_steps=0, callbacks=list(callbacks), **kw,
+    )
+    trainer.fit(model, datamodule=dm)
+    return trainer
+
+
+def test_critic_step_moves_only_critics_and_actor_step_only_actors(dataset_file):
+    dm = OfflineDataModule(path=str(dataset_file), batch_size=32, generate=False)
+    model = Spy(dm.obs_dims, dm.act_dims, hidden_dim=16, max_updates=1, cql_alpha=1.0, tau=0.5)
+    start = copy.deepcopy(model.state_dict())
+    fit(model, dm)
+    critic_moved, actor_moved = model.moved
+    assert critic_moved and all(n.startswith("critic.") for n in critic_moved)
+    assert actor_moved and all(n.startswith("actor.") for n in actor_moved)
+    assert {n.split(".")[0] for n in critic_moved} == {"critic"}
+    assert model.updates == 1
+    # targets do not move without the soft-update callback
+    for k, v in model.state_dict().items():
+        if k.startswith(("actor_target.", "critic_target.")) and "running" not in k and "num_batches" not in k:
+            torch.testing.assert_close(v, start[k])
+
+
+def _one_update(model, batch, seed):
+    torch.manual_seed(seed)
+    actor_opt, critic_opt = [torch.optim.Adam(m.parameters(), lr=lr) for m, lr in ((model.actor, 0.01), (model.critic, 0.01))]
+
+    class T:  # the pieces of a trainer that training_step touches
+        pass
+
+    model.optimizers = lambda: (actor_opt, critic_opt)
+    model.manual_backward = lambda loss: loss.backward()
+    model.toggle_optimizer = model.untoggle_optimizer = lambda opt: None
+    model.log = model.log_dict = lambda *a, **k: None
+    model.training_step(batch, 0)
+    return model
+
+
+def test_agents_are_isolated_changing_one_agents_data_leaves_the_others_update_alone():
+    torch.manual_seed(0)
+    base = OMAR([18] * 3, [2] * 3, hidden_dim=16, tau=0.7, cql_alpha=2.0)
+    b1 = batch_for(1)
+    b2 = {k: v.clone() for k, v in b1.items()}
+    for k in b2:  # agent 1 sees different data
+        b2[k][1] = batch_for(99)[k][1]
+    m1 = _one_update(copy.deepcopy(base), b1, seed=5)
+    m2 = _one_update(copy.deepcopy(base), b2, seed=5)
+    differs = False
+    for (name, p1), p2 in zip(m1.named_parameters(), m2.parameters()):
+        twins = 2 if name.startswith("critic") else 1  # every parameter is member-major: [twin, agent, ...]
+        v1, v2 = p1.detach().reshape(twins, 3, -1), p2.detach().reshape(twins, 3, -1)
+        torch.testing.assert_close(v1[:, 0], v2[:, 0], msg=name)
+        torch.testing.assert_close(v1[:, 2], v2[:, 2], msg=name)
+        differs |= not torch.equal(v1[:, 1], v2[:, 1])
+    assert differs
+
+
+def test_soft_update_arithmetic():
+    torch.manual_seed(0)
+    model = OMAR([4, 4], [2, 2], hidden_dim=8)
+    with torch.no_grad():
+        for p in model.actor.parameters():
+            p.add_(1.0)
+    old = [p.clone() for p in model.actor_target.parameters()]
+    cb = SoftTargetUpdate(rho=0.25)
+    cb.on_fit_start(None, model)
+    cb.on_train_batch_end(None, model, None, None, 0)
+    for o, t, online in zip(old, model.actor_target.parameters(), model.actor.parameters()):
+        torch.testing.assert_close(t, 0.25 * online + 0.75 * o)
+    with pytest.raises(ValueError, match="rho"):
+        SoftTargetUpdate(rho=0.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"tau": 1.5}, "model.tau"), ({"tau": -0.1}, "model.tau"), ({"gamma": 2.0}, "model.gamma"), ({"cql_alpha": -1.0}, "model.cql_alpha"),
+     ({"actor_lr": 0.0}, "model.actor_lr"), ({"max_updates": 0}, "model.max_updates")],
+)
+def test_bad_settings_are_named(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        OMAR([18] * 3, [2] * 3, **kwargs)
+
+
+def test_sigma0_must_be_positive():
+    with pytest.raises(ValueError, match="refinement.sigma0 must be > 0"):
+        OMAR([18] * 3, [2] * 3, refinement=Refinement(sigma0=0.0))
+    with pytest.raises(ValueError, match="refinement.sigma0"):
+        OMAR([18] * 3, [2] * 3, refinement={"sigma0": -2.0})
+
+
+def test_tau_zero_is_ma_cql_and_skips_refinement(monkeypatch):
+    model = OMAR([18] * 3, [2] * 3, hidden_dim=16, tau=0.0)
+    monkeypatch.setattr(Refinement, "__call__", lambda *a, **k: pytest.fail("refinement ran with tau = 0"))
+    _one_update(model, batch_for(0), seed=0)
+
+
+def test_fit_with_evaluation_logs_return_and_normalized_score(dataset_file):
+    dm = OfflineDataModule(path=str(dataset_file), batch_size=32, generate=False, eval_episodes=2)
+    model = OMAR(dm.obs_dims, dm.act_dims, hidden_dim=16, max_updates=4)
+    trainer = fit(model, dm, [SoftTargetUpdate(0.01), EnvEvaluation(every_n_updates=2, verbose=False)])
+    assert model.updates == 4
+    m = trainer.callback_metrics
+    assert {"eval/return", "eval/normalized_score", "critic/cql_penalty", "actor/q_pi"} <= set(m)
+    expected = 100 * (m["eval/return"] - (-10.0)) / (30.0 - (-10.0))
+    torch.testing.assert_close(m["eval/normalized_score"], expected)
