@@ -57,7 +57,13 @@ def evaluate_and_log(pl_module: Any, prefix: str, verbose: bool = True) -> dict[
         metric = MeanMetric().to(pl_module.device)
         metric.update(x.to(pl_module.device))
         out[name] = float(metric.compute())
-        pl_module.log(f"{prefix}/{name}", out[name], prog_bar=True, batch_size=dm.eval_episodes)
+        # progress bar and callback_metrics; the loggers get one row per evaluation below
+        pl_module.log(f"{prefix}/{name}", out[name], prog_bar=True, logger=False, batch_size=dm.eval_episodes)
+    if trainer.is_global_zero:
+        row = {f"{prefix}/{name}": value for name, value in out.items()}
+        row["updates"] = pl_module.updates
+        for logger in trainer.loggers:
+            logger.log_metrics(row, step=max(pl_module.updates - 1, 0))  # the step of that update's training row
     if verbose:
         rank_zero_info(f"[{prefix}] update {pl_module.updates:>6}: return {out['return']:.2f}, normalized score {out['normalized_score']:.1f}")
     return out

@@ -1,0 +1,300 @@
+"""Batched rollouts: E copies of a PettingZoo ``ParallelEnv`` stepped in lockstep.
+
+A policy sees one stacked batch per step and acts for all agents of all live copies at
+once, so a neural or vectorised policy is called once per step, not once per env.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from pettingzoo import ParallelEnv
+
+__all__ = [
+    "Policy",
+    "RolloutResult",
+    "run_episodes",
+    "score",
+    "uniform_random_policy",
+]
+
+#: ``policy(obs [A, E, max_obs_dim] float32) -> actions [A, E, max_act_dim]``
+Policy = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class RolloutResult:
+    """Outcome of :func:`run_episodes`.
+
+    Attributes:
+        episode_returns: ``[num_episodes, A]`` undiscounted return of every agent.
+        episode_lengths: ``[num_episodes]`` steps per episode.
+        agent_names: agent ids, in ``possible_agents`` order (the ``A`` axis).
+        obs, actions, rewards, next_obs, dones: with ``record=True``, one array per agent
+            holding all transitions ordered by episode then time: ``obs [N, obs_dim_i]``,
+            ``actions [N, act_dim_i]`` (the actions as stepped, float32), ``rewards [N]``,
+            ``next_obs [N, obs_dim_i]``, ``dones [N]`` (1.0 only for a true termination,
+            0.0 at a time-limit truncation). All float32. ``None`` without recording.
+    """
+
+    episode_returns: np.ndarray
+    episode_lengths: np.ndarray
+    agent_names: list[str]
+    obs: list[np.ndarray] | None = None
+    actions: list[np.ndarray] | None = None
+    rewards: list[np.ndarray] | None = None
+    next_obs: list[np.ndarray] | None = None
+    dones: list[np.ndarray] | None = None
+    seeds: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def num_episodes(self) -> int:
+        return int(self.episode_returns.shape[0])
+
+    @property
+    def num_transitions(self) -> int:
+        return int(self.episode_lengths.sum())
+
+
+def score(result: RolloutResult) -> np.ndarray:
+    """Score of every episode: the mean over agents of their returns, ``[num_episodes]``.
+
+    With a reward shared by all agents this is each agent's return; with the official
+    cooperative-navigation reward (per-agent collision penalty) it is what the official
+    code reports (the mean of the agents' rewards, summed over the episode).
+    """
+    return np.asarray(result.episode_returns, dtype=np.float64).mean(axis=1)
+
+
+def uniform_random_policy(rng: np.random.Generator, act_dim: int) -> Policy:
+    """Policy drawing every action uniformly in ``[-1, 1]^act_dim`` from ``rng``.
+
+    The draws follow the batch layout, so a rollout with this policy is reproducible for a
+    given ``rng`` state *and* ``num_envs``.
+    """
+    if act_dim < 1:
+        raise ValueError(f"act_dim must be >= 1, got {act_dim}")
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        a, e = obs.shape[0], obs.shape[1]
+        return rng.uniform(-1.0, 1.0, size=(a, e, act_dim)).astype(np.float32)
+
+    return policy
+
+
+class _Episode:
+    """Per-episode accumulators of one env slot."""
+
+    __slots__ = ("index", "returns", "steps", "obs", "act", "rew", "next_obs", "done")
+
+    def __init__(self, index: int, num_agents: int, record: bool) -> None:
+        self.index = index
+        self.returns = np.zeros(num_agents, dtype=np.float64)
+        self.steps = 0
+        self.obs: list[np.ndarray] | None = [] if record else None
+        self.act: list[np.ndarray] | None = [] if record else None
+        self.rew: list[np.ndarray] | None = [] if record else None
+        self.next_obs: list[np.ndarray] | None = [] if record else None
+        self.done: list[np.ndarray] | None = [] if record else None
+
+
+def run_episodes(
+    make: Callable[[], ParallelEnv],
+    policy: Policy,
+    num_episodes: int,
+    seed: int,
+    num_envs: int = 10,
+    record: bool = False,
+    progress: bool = False,
+) -> RolloutResult:
+    """Run ``num_episodes`` episodes over ``num_envs`` env copies stepped in lockstep.
+
+    Episode ``k`` is reset with seed ``seed + k``; a copy whose episode ends starts the
+    next unplayed one at once. With a policy that maps each observation row to an action
+    on its own (no state, no randomness shared across rows) the result therefore does not
+    depend on ``num_envs``.
+
+    Args:
+        make: builds one environment copy.
+        policy: ``obs [A, E, max_obs_dim] float32 -> actions [A, E, max_act_dim]``;
+            observations are zero-padded per agent to the largest observation size, actions
+            are cut per agent to its action size before stepping. ``E`` is the number of
+            live copies and shrinks during the last episodes.
+        num_episodes: episodes to play (>= 0).
+        seed: seed of episode 0.
+        num_envs: copies stepped together (>= 1).
+        record: keep every transition (see :class:`RolloutResult`).
+        progress: show a tqdm progress bar over episodes.
+
+    All agents must act at every step and finish together (true of the MPE tasks); an
+    environment whose agents leave one by one raises ``RuntimeError``. Environments with
+    a ``step_forces(actions [A, act_dim]) -> (obs list, rewards, terminated, truncated)``
+    method (such as :class:`~omar_lightning.envs.cooperative_navigation.CooperativeNavigation`)
+    are stepped through it, skipping the per-step dictionaries.
+    """
+    if isinstance(num_episodes, bool) or int(num_episodes) != num_episodes or num_episodes < 0:
+        raise ValueError(f"num_episodes must be an int >= 0, got {num_episodes!r}")
+    if isinstance(num_envs, bool) or int(num_envs) != num_envs or num_envs < 1:
+        raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
+    num_episodes = int(num_episodes)
+    seed = int(seed)
+
+    n_slots = max(1, min(int(num_envs), num_episodes))
+    envs = [make() for _ in range(n_slots)]
+    try:
+        return _run(envs, policy, num_episodes, seed, record, progress)
+    finally:
+        for env in envs:
+            env.close()
+
+
+def _run(
+    envs: list[ParallelEnv],
+    policy: Policy,
+    num_episodes: int,
+    seed: int,
+    record: bool,
+    progress: bool,
+) -> RolloutResult:
+    env0 = envs[0]
+    names = list(env0.possible_agents)
+    n_agents = len(names)
+    obs_dims = [int(env0.observation_space(a).shape[0]) for a in names]
+    act_dims = [int(env0.action_space(a).shape[0]) for a in names]
+    max_obs, max_act = max(obs_dims), max(act_dims)
+    same_act = len(set(act_dims)) == 1
+    # Actions are clipped into each agent's Box before stepping and recording.
+    low = np.full((n_agents, 1, max_act), -np.inf, dtype=np.float32)
+    high = np.full((n_agents, 1, max_act), np.inf, dtype=np.float32)
+    for i, name in enumerate(names):
+        space = env0.action_space(name)
+        low[i, 0, : act_dims[i]] = np.broadcast_to(space.low, (act_dims[i],))
+        high[i, 0, : act_dims[i]] = np.broadcast_to(space.high, (act_dims[i],))
+    fast = [same_act and callable(getattr(env, "step_forces", None)) for env in envs]
+
+    returns = np.zeros((num_episodes, n_agents), dtype=np.float64)
+    lengths = np.zeros(num_episodes, dtype=np.int64)
+    finished: dict[int, tuple[np.ndarray, ...]] = {}
+
+    def pad(obs_list: list[np.ndarray]) -> np.ndarray:
+        out = np.zeros((n_agents, max_obs), dtype=np.float32)
+        for i, o in enumerate(obs_list):
+            out[i, : obs_dims[i]] = o
+        return out
+
+    slot_obs: list[np.ndarray | None] = [None] * len(envs)
+    slot_ep: list[_Episode | None] = [None] * len(envs)
+    next_episode = 0
+
+    def start(slot: int) -> bool:
+        nonlocal next_episode
+        if next_episode >= num_episodes:
+            slot_ep[slot] = None
+            return False
+        k = next_episode
+        next_episode += 1
+        obs, _ = envs[slot].reset(seed=seed + k)
+        slot_obs[slot] = pad([obs[a] for a in names])
+        slot_ep[slot] = _Episode(k, n_agents, record)
+        return True
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=num_episodes, desc="episodes", unit="ep")
+
+    active = [s for s in range(len(envs)) if start(s)]
+    try:
+        while active:
+            batch = np.stack([slot_obs[s] for s in active], axis=1)  # [A, E, max_obs]
+            acts = np.asarray(policy(batch), dtype=np.float32)
+            if (
+                acts.ndim != 3
+                or acts.shape[:2] != (n_agents, len(active))
+                or acts.shape[2] < max_act
+            ):
+                raise ValueError(
+                    f"policy must return actions shaped [{n_agents}, {len(active)}, >={max_act}],"
+                    f" got {acts.shape}"
+                )
+            acts = np.clip(acts[:, :, :max_act], low, high)
+            still_active = []
+            for j, s in enumerate(active):
+                env, ep = envs[s], slot_ep[s]
+                assert ep is not None
+                a = acts[:, j]
+                if fast[s]:
+                    next_list, rew, terminated, truncated = env.step_forces(a)
+                    rew = np.asarray(rew, dtype=np.float64)
+                    ended = terminated or truncated
+                    done = np.full(n_agents, float(terminated), dtype=np.float32)
+                else:
+                    action_dict = {name: a[i, : act_dims[i]] for i, name in enumerate(names)}
+                    obs_d, rew_d, term_d, trunc_d, _ = env.step(action_dict)
+                    next_list = [obs_d[name] for name in names]
+                    rew = np.array([rew_d[name] for name in names], dtype=np.float64)
+                    done = np.array([float(term_d[n]) for n in names], dtype=np.float32)
+                    ended_flags = [bool(term_d[n]) or bool(trunc_d[n]) for n in names]
+                    ended = all(ended_flags)
+                    if any(ended_flags) and not ended:
+                        raise RuntimeError(
+                            "run_episodes needs all agents to finish together; "
+                            f"got terminations {term_d} and truncations {trunc_d}"
+                        )
+                next_padded = pad(next_list)
+                ep.returns += rew
+                ep.steps += 1
+                if record:
+                    ep.obs.append(slot_obs[s])
+                    ep.act.append(a)
+                    ep.rew.append(rew)
+                    ep.next_obs.append(next_padded)
+                    ep.done.append(done)
+                slot_obs[s] = next_padded
+                if ended:
+                    returns[ep.index] = ep.returns
+                    lengths[ep.index] = ep.steps
+                    if record:
+                        finished[ep.index] = (
+                            np.stack(ep.obs),
+                            np.stack(ep.act),
+                            np.stack(ep.rew).astype(np.float32),
+                            np.stack(ep.next_obs),
+                            np.stack(ep.done),
+                        )
+                    if bar is not None:
+                        bar.update(1)
+                    if start(s):
+                        still_active.append(s)
+                else:
+                    still_active.append(s)
+            active = still_active
+    finally:
+        if bar is not None:
+            bar.close()
+
+    result = RolloutResult(
+        episode_returns=returns,
+        episode_lengths=lengths,
+        agent_names=names,
+        seeds=seed + np.arange(num_episodes, dtype=np.int64),
+    )
+    if record:
+        order = [finished[k] for k in range(num_episodes)]
+
+        def cat(part: int, i: int, dim: int | None) -> np.ndarray:
+            chunks = [ep[part][:, i, :dim] if dim is not None else ep[part][:, i] for ep in order]
+            if not chunks:
+                shape = (0, dim) if dim is not None else (0,)
+                return np.zeros(shape, dtype=np.float32)
+            return np.ascontiguousarray(np.concatenate(chunks, axis=0), dtype=np.float32)
+
+        result.obs = [cat(0, i, obs_dims[i]) for i in range(n_agents)]
+        result.actions = [cat(1, i, act_dims[i]) for i in range(n_agents)]
+        result.rewards = [cat(2, i, None) for i in range(n_agents)]
+        result.next_obs = [cat(3, i, obs_dims[i]) for i in range(n_agents)]
+        result.dones = [cat(4, i, None) for i in range(n_agents)]
+    return result
