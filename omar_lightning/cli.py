@@ -51,7 +51,7 @@ def _run(argv: list[str] | None) -> None:
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
         trainer_defaults={"max_epochs": -1, "num_sanity_val_steps": 0},
-        args=sys.argv[1:] if argv is None else argv,
+        args=argv,  # None: the command line
     )
 
 
