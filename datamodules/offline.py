@@ -38,13 +38,15 @@ class MinibatchStream(IterableDataset):
     def __init__(self, store: dict[str, Tensor], batch_size: int, seed: int, rank: int = 0, start: int = 0):
         self.store, self.batch_size, self.seed, self.rank, self.start = store, batch_size, seed, rank, start
         self.num_agents, self.size = store["obs"].shape[:2]
+        self._offsets = torch.arange(self.num_agents)[:, None] * self.size
 
     def batch(self, update: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         g = generator or torch.Generator()
         g.manual_seed(int(np.random.SeedSequence([self.seed, self.rank, update]).generate_state(1)[0]))
         idx = torch.randint(self.size, (self.num_agents, self.batch_size), generator=g)
-        rows = torch.arange(self.num_agents)[:, None]
-        return {k: v[rows, idx] for k, v in self.store.items()}
+        flat = (idx + self._offsets).view(-1)  # row of agent i's transition in the [A * N, ...] view
+        a, b = self.num_agents, self.batch_size
+        return {k: v.view(a * self.size, -1).index_select(0, flat).view(a, b, *v.shape[2:]) for k, v in self.store.items()}
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         g = torch.Generator()

@@ -107,8 +107,8 @@ class EnsembleMLP(nn.Module):
         """x: [M, B, in_dim] with M the number of selected members -> [M, B, out_dim]."""
         if self.norm is not None:
             x = self.norm(x, members)
-        x = F.relu(self.fc1(x, members))
-        x = F.relu(self.fc2(x, members))
+        x = torch.relu_(self.fc1(x, members))
+        x = torch.relu_(self.fc2(x, members))
         return self.fc3(x, members)
 
 
@@ -155,6 +155,54 @@ class TwinCritic(nn.Module):
 
     def q1(self, obs: Tensor, act: Tensor) -> Tensor:
         return self.net(torch.cat([obs, act], dim=-1), slice(0, self.num_agents)).squeeze(-1)
+
+    def sample_q(self, obs: Tensor, act: Tensor, twins: int = 2) -> Tensor:
+        """Q-values of K sampled actions per observation: obs [A, B, Do], act [A, K, B, Da] -> [twins, A, K, B].
+
+        Equal to ``forward`` on the observations repeated K times (``twins=1``: Q1 only), BatchNorm
+        statistics and running-statistic updates included, without materialising the repeated
+        input: the observation part of the input norm and of the first layer is computed once per
+        observation and broadcast over the K samples.
+        """
+        a, k, b, da = act.shape
+        do, m, net = obs.shape[-1], twins * a, self.net
+        flat = act.reshape(a, k * b, da)
+        if net.norm is not None:
+            obs = _shared_input_norm(net.norm, obs, 0, twins, k * b)
+            flat = _shared_input_norm(net.norm, flat, do, twins, k * b)
+        else:
+            obs, flat = obs.repeat(twins, 1, 1), flat.repeat(twins, 1, 1)
+        w1 = net.fc1.weight[:m]
+        h_obs = torch.baddbmm(net.fc1.bias[:m], obs, w1[:, :do]).unsqueeze(1)  # [m, 1, b, H]
+        # in-place ReLU only on whole tensors, never on views (autograd would copy them back)
+        h = torch.relu_(torch.bmm(flat, w1[:, do:]).view(m, k, b, -1) + h_obs)
+        h = torch.relu_(net.fc2(h.view(m, k * b, -1), slice(0, m)))
+        return net.fc3(h, slice(0, m)).view(twins, a, k, b)
+
+
+def _shared_input_norm(norm: MemberBatchNorm, x: Tensor, lo: int, twins: int, count: int) -> Tensor:
+    """Input BatchNorm of features [lo, lo + d) for members 0 .. twins * A - 1, where member
+    ``t * A + i`` sees agent i's x [A, N, d], statistics taken as over ``count`` rows of which x's
+    N rows are each repeated count / N times (the mean and biased variance are x's own).
+    Returns [twins * A, N, d]."""
+    a, _, d = x.shape
+    m, width = twins * a, norm.features
+    weight = norm.weight.view(-1, width)[:m, lo:lo + d].unsqueeze(1)
+    bias = norm.bias.view(-1, width)[:m, lo:lo + d].unsqueeze(1)
+    # ``.data``: update the statistics in place the way F.batch_norm does, without bumping the
+    # version counter of buffers that earlier batch_norm calls saved for their backward pass.
+    running_mean = norm.running_mean.data.view(-1, width)[:m, lo:lo + d]
+    running_var = norm.running_var.data.view(-1, width)[:m, lo:lo + d]
+    if norm.training:
+        var, mean = torch.var_mean(x, dim=1, correction=0)
+        x_hat = (x - mean.unsqueeze(1)) * torch.rsqrt(var + norm.eps).unsqueeze(1)
+        with torch.no_grad():
+            running_mean.lerp_(mean.repeat(twins, 1), norm.momentum)
+            running_var.lerp_(var.repeat(twins, 1) * (count / max(count - 1, 1)), norm.momentum)
+            norm.num_batches_tracked.add_(1)
+        return x_hat.repeat(twins, 1, 1) * weight + bias
+    scale = torch.rsqrt(running_var + norm.eps).unsqueeze(1) * weight
+    return (x.repeat(twins, 1, 1) - running_mean.unsqueeze(1)) * scale + bias
 
 
 def clip_grad_norm_per_member_(params: Sequence[nn.Parameter], members: int, groups: int, max_norm: float) -> Tensor:

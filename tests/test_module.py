@@ -35,7 +35,7 @@ class Spy(OMAR):
 def fit(model, dm, callbacks=(), **kw):
     trainer = Trainer(
         max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, callbacks=list(callbacks), **kw,
+        num_sanity_val_steps=0, log_every_n_steps=1, callbacks=list(callbacks), **kw,
     )
     trainer.fit(model, datamodule=dm)
     return trainer

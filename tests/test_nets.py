@@ -1,5 +1,7 @@
 """The agent-batched networks equal separate per-agent networks on the same weights."""
 
+import copy
+
 import torch
 from torch import nn
 
@@ -101,3 +103,29 @@ def test_per_agent_gradient_clipping_equals_clip_grad_norm_per_agent():
     clipped = [torch.sqrt(sum(p.grad.view(2, 3, -1)[:, i].pow(2).sum() for p in params)) for i in range(3)]
     assert clipped[0] <= 0.5 + 1e-4 and clipped[2] <= 0.5 + 1e-4
     torch.testing.assert_close(clipped[1], norms[1])
+
+
+def test_sample_q_equals_the_critic_on_repeated_observations():
+    """The shared-observation path: values, twin selection and BatchNorm running statistics."""
+    torch.manual_seed(5)
+    A, K, B = 3, 4, 16
+    obs, act = torch.randn(A, B, 6) * 2 + 1, torch.rand(A, K, B, 2) * 2 - 1
+    for train in (True, False):
+        fast = TwinCritic(6, 2, 16, num_agents=A).train(train)
+        with torch.no_grad():  # non-trivial affine and running statistics
+            fast.net.norm.weight.uniform_(0.5, 2.0)
+            fast.net.norm.bias.uniform_(-1, 1)
+            fast.net.norm.running_mean.uniform_(-1, 1)
+            fast.net.norm.running_var.uniform_(0.5, 2)
+        slow = copy.deepcopy(fast)
+        repeated = obs.unsqueeze(1).expand(A, K, B, 6).reshape(A, K * B, 6)
+        expected = slow(repeated, act.reshape(A, K * B, 2)).view(2, A, K, B)
+        got = fast.sample_q(obs, act)
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fast.net.norm.running_mean, slow.net.norm.running_mean)
+        torch.testing.assert_close(fast.net.norm.running_var, slow.net.norm.running_var)
+        torch.testing.assert_close(fast.sample_q(obs, act, twins=1)[0], got[0] if not train else fast.sample_q(obs, act)[0], rtol=1e-4, atol=1e-5)
+        # gradients agree too
+        g_fast = torch.autograd.grad(fast.sample_q(obs, act).sum(), fast.net.fc1.weight)[0]
+        g_slow = torch.autograd.grad(slow(repeated, act.reshape(A, K * B, 2)).sum(), slow.net.fc1.weight)[0]
+        torch.testing.assert_close(g_fast, g_slow, rtol=1e-4, atol=1e-4)
