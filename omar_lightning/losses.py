@@ -82,3 +82,26 @@ def actor_loss(
         "actor/loss": per_agent.mean().detach(),
     }
     return per_agent.sum(), metrics
+
+
+def td3bc_actor_loss(pi: Tensor, q_pi: Tensor, data_action: Tensor, alpha: float, act_dims: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    """TD3+BC's actor (Fujimoto & Gu, 2021) per agent, minimised.
+
+    pi, data_action: [A, B, D]; q_pi: [A, B]; act_dims: [A].
+    -lambda_i * mean(Q1(o, pi)) + mean((pi - a)^2) with lambda_i = alpha / mean|Q1(o, pi)| taken
+    without gradient (the Q normalisation of TD3+BC), for each agent separately.
+    """
+    lam = alpha / q_pi.detach().abs().mean(-1).clamp_min(1e-6)  # [A]
+    bc = (pi - data_action).pow(2).sum(-1).mean(-1) / act_dims
+    per_agent = -lam * q_pi.mean(-1) + bc
+    metrics = {"actor/q_pi": q_pi.mean().detach(), "actor/bc": bc.mean().detach(), "actor/lambda": lam.mean(), "actor/loss": per_agent.mean().detach()}
+    return per_agent.sum(), metrics
+
+
+def bc_loss(pi: Tensor, data_action: Tensor, act_dims: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    """Behaviour cloning per agent: mean((pi - a)^2) over the batch and the agent's action features.
+
+    pi, data_action: [A, B, D]; act_dims: [A].
+    """
+    per_agent = (pi - data_action).pow(2).sum(-1).mean(-1) / act_dims
+    return per_agent.sum(), {"actor/bc": per_agent.mean().detach(), "actor/loss": per_agent.mean().detach()}

@@ -164,11 +164,32 @@ class OMAR(LightningModule):
             self.trainer.should_stop = True
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        hp = self.hparams
         actor_opt, critic_opt = self.optimizers()
-        obs, act, rew, next_obs, done = (batch[k] for k in ("obs", "actions", "rewards", "next_obs", "dones"))
+        metrics: dict[str, Tensor] = {}
+        if self.trains_critic:
+            self.toggle_optimizer(critic_opt)
+            loss_c, critic_metrics = self.critic_objective(batch)
+            self._step(critic_opt, loss_c, self.critic.net.members)
+            self.untoggle_optimizer(critic_opt)
+            metrics.update(critic_metrics, **{"critic/loss": loss_c.detach() / self.num_agents})
+        self.toggle_optimizer(actor_opt)
+        loss_a, actor_metrics = self.actor_objective(batch["obs"], batch["actions"])
+        self._step(actor_opt, loss_a, self.actor.net.members)
+        self.untoggle_optimizer(actor_opt)
+        metrics.update(actor_metrics)
 
-        # Critics: TD target from the target networks, CQL penalty on stacked sampled actions.
+        self.updates += 1
+        # Log only on the steps the loggers write (log_every_n_steps): self.log costs ~1 ms a call.
+        if self._trainer is not None and self.updates % self._trainer.log_every_n_steps == 0:
+            self.log_dict(metrics, on_step=True, on_epoch=False)
+            self.log("updates", float(self.updates), on_step=True, on_epoch=False, prog_bar=True)
+
+    trains_critic = True
+
+    def critic_objective(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Twin critics: TD target from the target networks plus the CQL penalty (Eq. 1)."""
+        hp = self.hparams
+        obs, act, rew, next_obs, done = (batch[k] for k in ("obs", "actions", "rewards", "next_obs", "dones"))
         with torch.no_grad():
             next_act = self.actor_target(next_obs)
             if hp.target_noise > 0:
@@ -176,31 +197,19 @@ class OMAR(LightningModule):
                 next_act = (next_act + noise).clamp(-1, 1) * self.actor.act_mask
             target = td_target(rew, done, self.critic_target(next_obs, next_act), hp.gamma)
             samples, log_density = self.cql_actions(obs, next_obs) if hp.cql_alpha > 0 else (None, None)
-        self.toggle_optimizer(critic_opt)
         q_data = self.critic(obs, act)
         q_samples = self.critic.sample_q(obs, samples) if samples is not None else None
-        loss_c, metrics = critic_loss(q_data, target, q_samples, log_density, hp.cql_alpha)
-        self._step(critic_opt, loss_c, self.critic.net.members)
-        self.untoggle_optimizer(critic_opt)
+        return critic_loss(q_data, target, q_samples, log_density, hp.cql_alpha)
 
-        # Actor: tau-weighted pull towards the refined action and policy gradient through Q1.
-        self.toggle_optimizer(actor_opt)
+    def actor_objective(self, obs: Tensor, act: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """OMAR's actor (Eq. 2): tau-weighted pull towards the refined action, policy gradient through Q1."""
+        hp = self.hparams
         pi = self.actor(obs)
         q_pi = self.critic.q1(obs, pi)
         a_hat = None
         if hp.tau > 0:
             a_hat = self.refinement(self.score_q1(obs), pi.detach(), q_pi.detach(), self.actor.act_mask)
-        loss_a, actor_metrics = actor_loss(pi, q_pi, a_hat, hp.tau, hp.action_l2, self.act_dims_t)
-        self._step(actor_opt, loss_a, self.actor.net.members)
-        self.untoggle_optimizer(actor_opt)
-
-        self.updates += 1
-        # Log only on the steps the loggers write (log_every_n_steps): self.log costs ~1 ms a call.
-        if self._trainer is not None and self.updates % self._trainer.log_every_n_steps == 0:
-            metrics.update(actor_metrics)
-            metrics["critic/loss"] = loss_c.detach() / self.num_agents
-            self.log_dict(metrics, on_step=True, on_epoch=False)
-            self.log("updates", float(self.updates), on_step=True, on_epoch=False, prog_bar=True)
+        return actor_loss(pi, q_pi, a_hat, hp.tau, hp.action_l2, self.act_dims_t)
 
     def _step(self, opt, loss: Tensor, members: int) -> None:
         opt.zero_grad(set_to_none=True)

@@ -1,0 +1,104 @@
+"""Baselines: each loss against an independent computation, which parameters move, a short CLI fit."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from omar_lightning import BC, MACQL, MATD3BC, OMAR
+from omar_lightning.cli import main
+from omar_lightning.datamodules import OfflineDataModule
+from omar_lightning.losses import bc_loss, td3bc_actor_loss
+
+from test_module import Spy, batch_for, fit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_td3bc_actor_loss_against_scalar_loops():
+    torch.manual_seed(0)
+    A, B, D = 2, 5, 2
+    pi, a, q = torch.rand(A, B, D) * 2 - 1, torch.rand(A, B, D) * 2 - 1, torch.randn(A, B) * 7
+    act_dims = torch.tensor([2.0, 2.0])
+    loss, m = td3bc_actor_loss(pi, q, a, 2.5, act_dims)
+    expected = 0.0
+    for i in range(A):
+        lam = 2.5 / (sum(abs(float(q[i, b])) for b in range(B)) / B)
+        bc = sum(float(pi[i, b, j] - a[i, b, j]) ** 2 for b in range(B) for j in range(D)) / (B * D)
+        expected += -lam * float(q[i].mean()) + bc
+    torch.testing.assert_close(loss, torch.tensor(expected), rtol=1e-5, atol=1e-5)
+    # lambda carries no gradient: d loss / d q = -lambda / B
+    q = q.clone().requires_grad_(True)
+    td3bc_actor_loss(pi, q, a, 2.5, act_dims)[0].backward()
+    torch.testing.assert_close(q.grad[0], torch.full((B,), -2.5 / q[0].detach().abs().mean().item() / B))
+
+
+def test_bc_loss_against_scalar_loop_with_padded_actions():
+    pi = torch.tensor([[[0.5, 0.0]], [[0.2, 0.0]]])  # agent 1 has one action feature
+    a = torch.tensor([[[0.0, 1.0]], [[1.0, 0.0]]])
+    loss, _ = bc_loss(pi, a, torch.tensor([2.0, 1.0]))
+    torch.testing.assert_close(loss, torch.tensor((0.25 + 1.0) / 2 + 0.64))
+
+
+class SpyBC(BC, Spy):
+    pass
+
+
+class SpyTD3BC(MATD3BC, Spy):
+    pass
+
+
+def test_bc_moves_only_actors_and_matd3bc_moves_both(dataset_file):
+    dm = OfflineDataModule(path=str(dataset_file), batch_size=32, generate=False)
+    bc = SpyBC(dm.obs_dims, dm.act_dims, hidden_dim=16, max_updates=2)
+    fit(bc, dm)
+    assert len(bc.moved) == 2 and all(n.startswith("actor.") for step in bc.moved for n in step)
+    td3 = SpyTD3BC(dm.obs_dims, dm.act_dims, hidden_dim=16, max_updates=1)
+    fit(td3, dm)
+    critic_moved, actor_moved = td3.moved
+    assert critic_moved and all(n.startswith("critic.") for n in critic_moved)
+    assert actor_moved and all(n.startswith("actor.") for n in actor_moved)
+
+
+def test_macql_is_omar_with_tau_zero():
+    b = batch_for(3)
+    torch.manual_seed(0)
+    macql = MACQL([18] * 3, [2] * 3, hidden_dim=16, cql_alpha=2.0)
+    torch.manual_seed(0)
+    omar = OMAR([18] * 3, [2] * 3, hidden_dim=16, cql_alpha=2.0, tau=0.0)
+    for m in (macql, omar):
+        torch.manual_seed(7)
+        loss, _ = m.actor_objective(b["obs"], b["actions"])
+        m.loss = loss
+    torch.testing.assert_close(macql.loss, omar.loss)
+    with pytest.raises(ValueError, match="model.tau is fixed at 0 for MACQL"):
+        MACQL([18] * 3, [2] * 3, tau=0.5)
+
+
+def test_matd3bc_actor_uses_the_dataset_action_not_refinement(monkeypatch):
+    from omar_lightning.refinement import Refinement
+
+    monkeypatch.setattr(Refinement, "__call__", lambda *a, **k: pytest.fail("refinement ran for TD3+BC"))
+    m = MATD3BC([18] * 3, [2] * 3, hidden_dim=16)
+    b = batch_for(1)
+    loss, metrics = m.actor_objective(b["obs"], b["actions"])
+    pi = m.actor(b["obs"])
+    expected, _ = td3bc_actor_loss(pi, m.critic.q1(b["obs"], pi), b["actions"], 2.5, torch.tensor([2.0] * 3))
+    torch.testing.assert_close(loss, expected)
+    assert m.hparams.cql_alpha == 0.0
+    with pytest.raises(ValueError, match="model.bc_alpha"):
+        MATD3BC([18] * 3, [2] * 3, bc_alpha=0.0)
+
+
+@pytest.mark.parametrize("algo", ["macql", "matd3bc", "bc"])
+def test_short_fit_of_each_shipped_baseline_config(algo, tmp_path, monkeypatch, dataset_file):
+    monkeypatch.chdir(tmp_path)
+    config = ROOT / "configs" / algo / "cooperative_navigation" / "random.yaml"
+    main(["fit", "--config", str(config), "--data.path", str(dataset_file), "--data.generate", "false", "--data.batch_size", "32",
+          "--data.eval_episodes", "2", "--model.max_updates", "3", "--model.hidden_dim", "16",
+          "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
+    ckpt = tmp_path / "runs" / algo / "cooperative_navigation" / "random" / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, weights_only=True)
+    assert state["omar"]["updates"] == 3
+    assert state["hyper_parameters"]["_class_path"].endswith({"macql": "MACQL", "matd3bc": "MATD3BC", "bc": "BC"}[algo])
