@@ -31,19 +31,21 @@ def stack_padded(arrays: list[np.ndarray]) -> Tensor:
 class MinibatchStream(IterableDataset):
     """Endless stream of minibatches ``{field: [A, B, ...]}``, every agent drawing its own indices.
 
+    With ``joint``, all agents share the indices (centralized critics need joint transitions).
     Batch ``u`` is a pure function of ``(seed, rank, u)``, so the stream is identical however far
     ahead a loader prefetches, resumes exactly from ``start``, and differs between DDP ranks.
     """
 
-    def __init__(self, store: dict[str, Tensor], batch_size: int, seed: int, rank: int = 0, start: int = 0):
-        self.store, self.batch_size, self.seed, self.rank, self.start = store, batch_size, seed, rank, start
+    def __init__(self, store: dict[str, Tensor], batch_size: int, seed: int, rank: int = 0, start: int = 0, joint: bool = False):
+        self.store, self.batch_size, self.seed, self.rank, self.start, self.joint = store, batch_size, seed, rank, start, joint
         self.num_agents, self.size = store["obs"].shape[:2]
         self._offsets = torch.arange(self.num_agents)[:, None] * self.size
 
     def batch(self, update: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         g = generator or torch.Generator()
         g.manual_seed(int(np.random.SeedSequence([self.seed, self.rank, update]).generate_state(1)[0]))
-        idx = torch.randint(self.size, (self.num_agents, self.batch_size), generator=g)
+        rows = 1 if self.joint else self.num_agents  # joint: every agent gets the same transitions
+        idx = torch.randint(self.size, (rows, self.batch_size), generator=g).expand(self.num_agents, -1)
         flat = (idx + self._offsets).view(-1)  # row of agent i's transition in the [A * N, ...] view
         a, b = self.num_agents, self.batch_size
         return {k: v.view(a * self.size, -1).index_select(0, flat).view(a, b, *v.shape[2:]) for k, v in self.store.items()}
@@ -72,6 +74,8 @@ class OfflineDataModule(LightningDataModule):
         eval_episodes: evaluation episodes (split over DDP ranks).
         eval_seed: seed of the first evaluation episode; episode k uses eval_seed + k.
         reference_episodes: episodes used to measure S_random and S_expert when generating.
+        joint_sampling: draw one set of transitions for all agents (for centralized critics)
+            instead of independent indices per agent (the official decentralized runs).
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class OfflineDataModule(LightningDataModule):
         eval_episodes: int = 10,
         eval_seed: int = 1_000_000,
         reference_episodes: int = 200,
+        joint_sampling: bool = False,
     ) -> None:
         super().__init__()
         if tier not in TIERS:
@@ -100,6 +105,7 @@ class OfflineDataModule(LightningDataModule):
         self.generate, self.num_transitions = generate, num_transitions
         self.env_kwargs = dict(env_kwargs or {})
         self.eval_episodes, self.eval_seed, self.reference_episodes = eval_episodes, eval_seed, reference_episodes
+        self.joint_sampling = joint_sampling
         self.spec = task_spec(task, **self.env_kwargs)
         self.dataset: OfflineDataset | None = None
         self.store: dict[str, Tensor] | None = None
@@ -160,7 +166,7 @@ class OfflineDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rank = self.trainer.global_rank if self.trainer is not None else 0
-        stream = MinibatchStream(self.store, self.batch_size, self.seed, rank, self._start)
+        stream = MinibatchStream(self.store, self.batch_size, self.seed, rank, self._start, joint=self.joint_sampling)
         # A private generator: creating the iterator must not draw from the global RNG (exact resume).
         return DataLoader(stream, batch_size=None, num_workers=0, generator=torch.Generator())
 

@@ -38,7 +38,8 @@ class MATD3BC(OMAR):
 
     def actor_objective(self, obs: Tensor, act: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         pi = self.actor(obs)
-        return td3bc_actor_loss(pi, self.critic.q1(obs, pi), act, self.hparams.bc_alpha, self.act_dims_t)
+        q_pi = self.critic.q1(self.critic_input(obs, act), pi)
+        return td3bc_actor_loss(pi, q_pi, act, self.hparams.bc_alpha, self.act_dims_t)
 
 
 class BC(OMAR):

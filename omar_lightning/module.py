@@ -14,7 +14,7 @@ from pytorch_lightning import LightningModule
 from torch import Tensor
 
 from omar_lightning.losses import actor_loss, critic_loss, td_target, uniform_log_density
-from omar_lightning.nets import Actor, TwinCritic, clip_grad_norm_per_member_
+from omar_lightning.nets import Actor, JointContext, TwinCritic, clip_grad_norm_per_member_
 from omar_lightning.refinement import Refinement
 
 
@@ -60,6 +60,10 @@ class OMAR(LightningModule):
         action_l2: weight of mean(pi(o)^2) in the actor loss.
         input_norm: BatchNorm1d on network inputs.
         max_updates: gradient updates (of all agents) before training stops.
+        centralized: centralized critics (MATD3 style, Table 5): agent i's critics see every
+            agent's observation and action of the same joint transition (the other agents' actions
+            from the data, next actions from their target policies); policies stay decentralized.
+            Needs ``data.joint_sampling: true``.
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class OMAR(LightningModule):
         action_l2: float = 1e-3,
         input_norm: bool = True,
         max_updates: int = 2000,
+        centralized: bool = False,
     ) -> None:
         super().__init__()
         _check("obs_dims", len(obs_dims) > 0 and len(obs_dims) == len(act_dims), obs_dims, "one size per agent, as many as act_dims")
@@ -104,7 +109,9 @@ class OMAR(LightningModule):
         self.num_agents = len(obs_dims)
         self.refinement = refinement
         self.actor = Actor(obs_dims, act_dims, hidden_dim, input_norm)
-        self.critic = TwinCritic(max(obs_dims), max(act_dims), hidden_dim, self.num_agents, input_norm)
+        self.context = JointContext(obs_dims, act_dims) if centralized else None
+        critic_in = self.context.dim if centralized else max(obs_dims)
+        self.critic = TwinCritic(critic_in, max(act_dims), hidden_dim, self.num_agents, input_norm)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.register_buffer("act_dims_t", torch.tensor(act_dims, dtype=torch.float32), persistent=False)
@@ -120,12 +127,22 @@ class OMAR(LightningModule):
         critic_opt = torch.optim.Adam(self.critic.parameters(), lr=self.hparams.critic_lr)
         return [actor_opt, critic_opt]
 
+    def critic_input(self, obs: Tensor, act: Tensor) -> Tensor:
+        """What agent i's critic sees besides its own action: o_i, or the joint context."""
+        return obs if self.context is None else self.context(obs, act)
+
+    def on_fit_start(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if self.hparams.centralized and dm is not None and not getattr(dm, "joint_sampling", False):
+            raise ValueError("model.centralized needs data.joint_sampling: true (critics see one joint transition)")
+
     def forward(self, obs: Tensor) -> Tensor:
         """Deterministic actions of all agents: obs [A, B, obs_dim] -> [A, B, act_dim]."""
         return self.actor(obs)
 
     def score_q1(self, obs: Tensor):
-        """Score function of the refinement: actions [A, K, B, D] -> Q1(o, a) [A, K, B]."""
+        """Score function of the refinement: actions [A, K, B, D] -> Q1(o, a) [A, K, B]
+        (``obs``: each agent's critic input besides its action, see ``critic_input``)."""
 
         def score(actions: Tensor) -> Tensor:
             return self.critic.sample_q(obs, actions, twins=1)[0]
@@ -195,20 +212,22 @@ class OMAR(LightningModule):
             if hp.target_noise > 0:
                 noise = (torch.randn_like(next_act) * hp.target_noise).clamp(-hp.target_noise_clip, hp.target_noise_clip)
                 next_act = (next_act + noise).clamp(-1, 1) * self.actor.act_mask
-            target = td_target(rew, done, self.critic_target(next_obs, next_act), hp.gamma)
+            target = td_target(rew, done, self.critic_target(self.critic_input(next_obs, next_act), next_act), hp.gamma)
             samples, log_density = self.cql_actions(obs, next_obs) if hp.cql_alpha > 0 else (None, None)
-        q_data = self.critic(obs, act)
-        q_samples = self.critic.sample_q(obs, samples) if samples is not None else None
+        ctx = self.critic_input(obs, act)
+        q_data = self.critic(ctx, act)
+        q_samples = self.critic.sample_q(ctx, samples) if samples is not None else None
         return critic_loss(q_data, target, q_samples, log_density, hp.cql_alpha)
 
     def actor_objective(self, obs: Tensor, act: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """OMAR's actor (Eq. 2): tau-weighted pull towards the refined action, policy gradient through Q1."""
         hp = self.hparams
+        ctx = self.critic_input(obs, act)
         pi = self.actor(obs)
-        q_pi = self.critic.q1(obs, pi)
+        q_pi = self.critic.q1(ctx, pi)
         a_hat = None
         if hp.tau > 0:
-            a_hat = self.refinement(self.score_q1(obs), pi.detach(), q_pi.detach(), self.actor.act_mask)
+            a_hat = self.refinement(self.score_q1(ctx), pi.detach(), q_pi.detach(), self.actor.act_mask)
         return actor_loss(pi, q_pi, a_hat, hp.tau, hp.action_l2, self.act_dims_t)
 
     def _step(self, opt, loss: Tensor, members: int) -> None:

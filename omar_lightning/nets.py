@@ -221,3 +221,33 @@ def clip_grad_norm_per_member_(params: Sequence[nn.Parameter], members: int, gro
     for v in views:
         v.mul_(coef.view(1, groups, 1))
     return norms
+
+
+class JointContext(nn.Module):
+    """Centralized critic context of every agent (MATD3 style): all observations and the other
+    agents' actions of the same joint transition.
+
+    ``forward(obs [A, B, Do_max], act [A, B, Da_max]) -> [A, B, sum(obs_dims) + max_i(sum(act_dims) - act_dims[i])]``:
+    row i is ``[o_1, ..., o_A, a_j for j != i in order, zero padding]``. With agent i's own
+    action appended by the critic this is the joint input (o, a) in a fixed per-agent order.
+    Feature selection uses precomputed index buffers, no loop over agents.
+    """
+
+    def __init__(self, obs_dims: Sequence[int], act_dims: Sequence[int]) -> None:
+        super().__init__()
+        n, do, da = len(obs_dims), max(obs_dims), max(act_dims)
+        obs_index = [i * do + f for i in range(n) for f in range(obs_dims[i])]
+        others = [[j * da + f for j in range(n) if j != i for f in range(act_dims[j])] for i in range(n)]
+        width = max(len(o) for o in others)
+        pad = n * da  # index of an appended zero column
+        others_index = [o + [pad] * (width - len(o)) for o in others]
+        self.register_buffer("obs_index", torch.tensor(obs_index), persistent=False)
+        self.register_buffer("others_index", torch.tensor(others_index), persistent=False)
+        self.dim = len(obs_index) + width
+
+    def forward(self, obs: Tensor, act: Tensor) -> Tensor:
+        a, b, _ = obs.shape
+        joint_obs = obs.transpose(0, 1).reshape(b, -1).index_select(1, self.obs_index)  # [B, sum o]
+        joint_act = torch.cat([act.transpose(0, 1).reshape(b, -1), act.new_zeros(b, 1)], 1)
+        others = joint_act[:, self.others_index].permute(1, 0, 2)  # [A, B, W]
+        return torch.cat([joint_obs.unsqueeze(0).expand(a, -1, -1), others], -1)

@@ -91,14 +91,17 @@ def test_matd3bc_actor_uses_the_dataset_action_not_refinement(monkeypatch):
         MATD3BC([18] * 3, [2] * 3, bc_alpha=0.0)
 
 
-@pytest.mark.parametrize("algo", ["macql", "matd3bc", "bc"])
-def test_short_fit_of_each_shipped_baseline_config(algo, tmp_path, monkeypatch, dataset_file):
+@pytest.mark.parametrize(
+    "config, cls",
+    [("macql/cooperative_navigation/random", "MACQL"), ("matd3bc/cooperative_navigation/random", "MATD3BC"),
+     ("bc/cooperative_navigation/random", "BC"), ("omar/cooperative_navigation/medium_centralized", "OMAR")],
+)
+def test_short_fit_of_shipped_configs(config, cls, tmp_path, monkeypatch, dataset_file):
     monkeypatch.chdir(tmp_path)
-    config = ROOT / "configs" / algo / "cooperative_navigation" / "random.yaml"
-    main(["fit", "--config", str(config), "--data.path", str(dataset_file), "--data.generate", "false", "--data.batch_size", "32",
-          "--data.eval_episodes", "2", "--model.max_updates", "3", "--model.hidden_dim", "16",
+    main(["fit", "--config", str(ROOT / "configs" / f"{config}.yaml"), "--data.path", str(dataset_file), "--data.generate", "false",
+          "--data.batch_size", "32", "--data.eval_episodes", "2", "--model.max_updates", "3", "--model.hidden_dim", "16",
           "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
-    ckpt = tmp_path / "runs" / algo / "cooperative_navigation" / "random" / "checkpoints" / "last.ckpt"
-    state = torch.load(ckpt, weights_only=True)
+    state = torch.load(tmp_path / "runs" / config / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["omar"]["updates"] == 3
-    assert state["hyper_parameters"]["_class_path"].endswith({"macql": "MACQL", "matd3bc": "MATD3BC", "bc": "BC"}[algo])
+    assert state["hyper_parameters"]["_class_path"] == f"omar_lightning.{cls}"
+    assert state["hyper_parameters"].get("centralized", False) == config.endswith("centralized")
