@@ -28,6 +28,15 @@ def stack_padded(arrays: list[np.ndarray]) -> Tensor:
     return torch.from_numpy(out)
 
 
+def in_sample_next(store: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``next_actions`` [A, N, D] and ``has_next`` [A, N] from consecutive rows of an episode-ordered store."""
+    obs, nxt, act = store["obs"], store["next_obs"], store["actions"]
+    cont = (nxt[:, :-1] == obs[:, 1:]).all(-1).all(0)  # [N - 1]: row t + 1 continues row t's episode
+    has_next = torch.cat([cont, cont.new_zeros(1)]).float().expand(obs.shape[0], -1).contiguous()
+    next_actions = torch.cat([act[:, 1:], torch.zeros_like(act[:, :1])], 1) * has_next.unsqueeze(-1)
+    return {"next_actions": next_actions, "has_next": has_next}
+
+
 class MinibatchStream(IterableDataset):
     """Endless stream of minibatches ``{field: [A, B, ...]}``, every agent drawing its own indices.
 
@@ -76,6 +85,9 @@ class OfflineDataModule(LightningDataModule):
         reference_episodes: episodes used to measure S_random and S_expert when generating.
         joint_sampling: draw one set of transitions for all agents (for centralized critics)
             instead of independent indices per agent (the official decentralized runs).
+        in_sample_next: also stream ``next_actions`` (the dataset's action at the next row when
+            that row continues the episode, i.e. its obs equals this row's next_obs for every
+            agent) and ``has_next`` (1 there, 0 at episode ends), for in-sample methods (MAICQ).
     """
 
     def __init__(
@@ -92,6 +104,7 @@ class OfflineDataModule(LightningDataModule):
         eval_seed: int = 1_000_000,
         reference_episodes: int = 200,
         joint_sampling: bool = False,
+        in_sample_next: bool = False,
     ) -> None:
         super().__init__()
         if tier not in TIERS:
@@ -105,7 +118,7 @@ class OfflineDataModule(LightningDataModule):
         self.generate, self.num_transitions = generate, num_transitions
         self.env_kwargs = dict(env_kwargs or {})
         self.eval_episodes, self.eval_seed, self.reference_episodes = eval_episodes, eval_seed, reference_episodes
-        self.joint_sampling = joint_sampling
+        self.joint_sampling, self.in_sample_next = joint_sampling, in_sample_next
         self.spec = task_spec(task, **self.env_kwargs)
         self.dataset: OfflineDataset | None = None
         self.store: dict[str, Tensor] | None = None
@@ -163,6 +176,8 @@ class OfflineDataModule(LightningDataModule):
             "next_obs": stack_padded(ds.next_obs),
             "dones": stack_padded(ds.dones),
         }
+        if self.in_sample_next:
+            self.store.update(in_sample_next(self.store))
 
     def train_dataloader(self) -> DataLoader:
         rank = self.trainer.global_rank if self.trainer is not None else 0

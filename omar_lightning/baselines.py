@@ -6,7 +6,9 @@ from typing import Any
 
 from torch import Tensor
 
-from omar_lightning.losses import bc_loss, td3bc_actor_loss
+import torch
+
+from omar_lightning.losses import bc_loss, icq_actor_loss, icq_critic_loss, td3bc_actor_loss
 from omar_lightning.module import OMAR
 
 
@@ -54,3 +56,55 @@ class BC(OMAR):
 
     def actor_objective(self, obs: Tensor, act: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         return bc_loss(self.actor(obs), act, self.act_dims_t)
+
+
+class MAICQ(OMAR):
+    """MA-ICQ (Yang et al., 2021, "Believe what you see"), decentralized, on OMAR's networks.
+
+    Our reading of ICQ for continuous actions and a deterministic policy: everything stays in the
+    dataset's support.
+
+    - Critic: y = r + gamma (1 - done) * w * Q'(o', a'), a' the dataset's next action and
+      w = n * softmax over the minibatch of Q'(o', a') / critic_temperature (ICQ's implicit
+      importance weights, normalised over the batch). Rows whose next action is not in the data
+      (episode ends) are left out of the loss. No CQL penalty.
+    - Actor: advantage-weighted regression onto the dataset action,
+      w = B * softmax_b((Q1(o, a) - Q1(o, pi(o))) / actor_temperature), loss mean(w ||pi - a||^2).
+
+    Needs ``data.in_sample_next: true`` (the data module derives a' from consecutive rows).
+
+    Args:
+        critic_temperature: ICQ's alpha in the critic weights (large: plain SARSA targets).
+        actor_temperature: ICQ's beta in the actor weights (large: plain behaviour cloning).
+        Other settings as :class:`OMAR` (``tau``, ``refinement``, ``cql_*`` are unused).
+    """
+
+    def __init__(self, obs_dims: list[int], act_dims: list[int], critic_temperature: float = 1.0, actor_temperature: float = 1.0,
+                 cql_alpha: float = 0.0, **kwargs: Any) -> None:
+        for name, value in (("critic_temperature", critic_temperature), ("actor_temperature", actor_temperature)):
+            if not value > 0:
+                raise ValueError(f"model.{name} must be > 0, got {value!r}")
+        if cql_alpha != 0.0:
+            raise ValueError(f"model.cql_alpha must be 0 for MAICQ, got {cql_alpha!r}")
+        super().__init__(obs_dims, act_dims, cql_alpha=0.0, **kwargs)
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and not getattr(dm, "in_sample_next", False):
+            raise ValueError("MAICQ needs data.in_sample_next: true (in-sample next actions for its critic targets)")
+
+    def critic_objective(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        hp = self.hparams
+        obs, act, next_obs, next_act = batch["obs"], batch["actions"], batch["next_obs"], batch["next_actions"]
+        with torch.no_grad():
+            next_q = self.critic_target(self.critic_input(next_obs, next_act), next_act).min(0).values
+        q_data = self.critic(self.critic_input(obs, act), act)
+        return icq_critic_loss(q_data, batch["rewards"], batch["dones"], next_q, batch["has_next"], hp.gamma, hp.critic_temperature)
+
+    def actor_objective(self, obs: Tensor, act: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        ctx = self.critic_input(obs, act)
+        pi = self.actor(obs)
+        with torch.no_grad():
+            advantage = self.critic.q1(ctx, act) - self.critic.q1(ctx, pi)
+        return icq_actor_loss(pi, act, advantage, self.hparams.actor_temperature, self.act_dims_t)

@@ -105,3 +105,39 @@ def bc_loss(pi: Tensor, data_action: Tensor, act_dims: Tensor) -> tuple[Tensor, 
     """
     per_agent = (pi - data_action).pow(2).sum(-1).mean(-1) / act_dims
     return per_agent.sum(), {"actor/bc": per_agent.mean().detach(), "actor/loss": per_agent.mean().detach()}
+
+
+def batch_softmax_weights(x: Tensor, valid: Tensor, temperature: float) -> Tensor:
+    """Self-normalised weights n * softmax_b(x / temperature) over each agent's valid rows; [A, B] -> [A, B].
+
+    The weights average to 1 over the valid rows and are 0 elsewhere (no gradient flows).
+    """
+    x = (x.detach() / temperature).masked_fill(valid <= 0, float("-inf"))
+    return torch.softmax(x, dim=-1).nan_to_num(0.0) * valid.sum(-1, keepdim=True)
+
+
+def icq_critic_loss(q_data: Tensor, reward: Tensor, done: Tensor, next_q: Tensor, has_next: Tensor, gamma: float, temperature: float) -> tuple[Tensor, dict[str, Tensor]]:
+    """ICQ's in-sample critic loss, per agent and twin.
+
+    q_data: [2, A, B] Q(o, a_data); next_q: [A, B] min of the target twins at (o', a'_data), the
+    dataset's next action; has_next: [A, B] 1 where the dataset holds that next action.
+    y = r + gamma * (1 - done) * w * next_q with w = n * softmax_b(next_q / temperature) over the
+    valid rows; rows without an in-sample next action are left out of the mean squared error.
+    """
+    w = batch_softmax_weights(next_q, has_next, temperature)
+    target = (reward + gamma * (1.0 - done) * w * next_q).detach()
+    count = has_next.sum(-1).clamp_min(1.0)  # [A]
+    mse = ((q_data - target).pow(2) * has_next).sum(-1) / count  # [2, A]
+    metrics = {"critic/mse": mse.mean().detach(), "critic/q_data": q_data.mean().detach(), "critic/target": target.mean(), "critic/weight_max": w.max()}
+    return mse.sum(), metrics
+
+
+def icq_actor_loss(pi: Tensor, data_action: Tensor, advantage: Tensor, temperature: float, act_dims: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    """ICQ's actor for a deterministic policy: advantage-weighted regression onto dataset actions.
+
+    pi, data_action: [A, B, D]; advantage: [A, B] Q1(o, a_data) - Q1(o, pi(o)) (no gradient).
+    Per agent: mean_b w_b * ||pi(o_b) - a_b||^2 / d with w = B * softmax_b(advantage / temperature).
+    """
+    w = batch_softmax_weights(advantage, torch.ones_like(advantage), temperature)
+    per_agent = (w * (pi - data_action).pow(2).sum(-1)).mean(-1) / act_dims
+    return per_agent.sum(), {"actor/loss": per_agent.mean().detach(), "actor/advantage": advantage.mean().detach(), "actor/weight_max": w.max()}
