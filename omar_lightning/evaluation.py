@@ -57,8 +57,10 @@ def evaluate_and_log(pl_module: Any, prefix: str, verbose: bool = True) -> dict[
         metric = MeanMetric().to(pl_module.device)
         metric.update(x.to(pl_module.device))
         out[name] = float(metric.compute())
-        # progress bar and callback_metrics; the loggers get one row per evaluation below
-        pl_module.log(f"{prefix}/{name}", out[name], prog_bar=True, logger=False, batch_size=dm.eval_episodes)
+        # Progress bar and callback_metrics; the loggers get one row per evaluation below. The value
+        # is already the mean over all processes' episodes, the same on every process: "max" over
+        # processes (and over the one validation batch) passes it on unchanged.
+        pl_module.log(f"{prefix}/{name}", out[name], prog_bar=True, logger=False, reduce_fx="max", sync_dist=True)
     if trainer.is_global_zero:
         row = {f"{prefix}/{name}": value for name, value in out.items()}
         row["updates"] = pl_module.updates

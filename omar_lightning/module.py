@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 from pytorch_lightning import LightningModule
+from pytorch_lightning.strategies import DDPStrategy
 from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from omar_lightning.losses import actor_loss, critic_loss, td_target, uniform_log_density
 from omar_lightning.nets import Actor, TwinCritic, clip_grad_norm_per_member_
@@ -154,6 +156,23 @@ class OMAR(LightningModule):
         return torch.cat(samples, 1), torch.cat(corrections, 1)
 
     # ----------------------------------------------------------------- training
+    def setup(self, stage: str) -> None:
+        strategy = self.trainer.strategy
+        # Each update runs two backward passes (critics, then actors), each reaching only its own
+        # networks: DDP must mark the other networks' parameters unused instead of waiting for them.
+        if type(strategy) is DDPStrategy and not getattr(strategy, "_ddp_kwargs", {}).get("find_unused_parameters", False):
+            raise ValueError(
+                "trainer.strategy: DDP needs find_unused_parameters (two backward passes per update, each over "
+                "only the critics or only the actors): use --trainer.strategy ddp_find_unused_parameters_true"
+            )
+        # SyncBatchNorm would replace the per-agent BatchNorm (one statistics slice per agent and
+        # twin) by a plain one over all members, breaking the networks' forward pass.
+        if getattr(strategy, "_layer_sync", None) is not None:
+            raise ValueError(
+                "trainer.sync_batchnorm must be false: OMAR's per-agent BatchNorm normalises each process's "
+                "own minibatch and its running statistics are averaged over processes after every update"
+            )
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
         if self.updates >= self.hparams.max_updates:  # resumed from a finished run
             self.trainer.should_stop = True
@@ -165,12 +184,15 @@ class OMAR(LightningModule):
         if self.updates >= self.hparams.max_updates:
             self.trainer.should_stop = True
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        hp = self.hparams
-        actor_opt, critic_opt = self.optimizers()
-        obs, act, rew, next_obs, done = (batch[k] for k in ("obs", "actions", "rewards", "next_obs", "dones"))
+    def critic_objective(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Critic loss (Eq. 1) of one minibatch and its metrics.
 
-        # Critics: TD target from the target networks, CQL penalty on stacked sampled actions.
+        TD target from the target networks, CQL penalty on stacked sampled actions (drawn from
+        the global torch RNG). Under DDP every process calls this on its own minibatch and the
+        gradients of the returned loss are averaged over the processes by the backward pass.
+        """
+        hp = self.hparams
+        obs, act, rew, next_obs, done = (batch[k] for k in ("obs", "actions", "rewards", "next_obs", "dones"))
         with torch.no_grad():
             next_act = self.actor_target(next_obs)
             if hp.target_noise > 0:
@@ -178,33 +200,78 @@ class OMAR(LightningModule):
                 next_act = (next_act + noise).clamp(-1, 1) * self.actor.act_mask
             target = td_target(rew, done, self.critic_target(next_obs, next_act), hp.gamma)
             samples, log_density = self.cql_actions(obs, next_obs) if hp.cql_alpha > 0 else (None, None)
-        self.toggle_optimizer(critic_opt)
         q_data = self.critic(obs, act)
         q_samples = None
         if samples is not None:
             a, k, b, d = samples.shape
             o = obs.unsqueeze(1).expand(a, k, b, obs.shape[-1]).reshape(a, k * b, -1)
             q_samples = self.critic(o, samples.reshape(a, k * b, d)).view(2, a, k, b)
-        loss_c, metrics = critic_loss(q_data, target, q_samples, log_density, hp.cql_alpha)
-        self._step(critic_opt, loss_c, self.critic.net.members)
-        self.untoggle_optimizer(critic_opt)
+        return critic_loss(q_data, target, q_samples, log_density, hp.cql_alpha)
 
-        # Actor: tau-weighted pull towards the refined action and policy gradient through Q1.
-        self.toggle_optimizer(actor_opt)
+    def actor_objective(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Actor loss (Eq. 2) of one minibatch: tau-weighted pull towards the refined action
+        and policy gradient through Q1 (refinement noise drawn from the global torch RNG)."""
+        hp = self.hparams
+        obs = batch["obs"]
         pi = self.actor(obs)
         q_pi = self.critic.q1(obs, pi)
         a_hat = None
         if hp.tau > 0:
             a_hat = self.refinement(self.score_q1(obs), pi.detach(), q_pi.detach(), self.actor.act_mask)
-        loss_a, actor_metrics = actor_loss(pi, q_pi, a_hat, hp.tau, hp.action_l2, self.act_dims_t)
+        return actor_loss(pi, q_pi, a_hat, hp.tau, hp.action_l2, self.act_dims_t)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        actor_opt, critic_opt = self.optimizers()
+
+        # Critics first, then the actors against the updated critics. Each optimizer is toggled so
+        # that only its networks require gradients: under DDP (find_unused_parameters) the other
+        # networks are then marked unused for that backward pass instead of awaited.
+        self.toggle_optimizer(critic_opt)
+        loss_c, metrics = self.critic_objective(batch)
+        self._step(critic_opt, loss_c, self.critic.net.members)
+        self.untoggle_optimizer(critic_opt)
+
+        self.toggle_optimizer(actor_opt)
+        loss_a, actor_metrics = self.actor_objective(batch)
         self._step(actor_opt, loss_a, self.actor.net.members)
         self.untoggle_optimizer(actor_opt)
 
+        self.sync_running_stats()
         self.updates += 1
         metrics.update(actor_metrics)
         metrics["critic/loss"] = loss_c.detach() / self.num_agents
         self.log_dict(metrics, on_step=True, on_epoch=False)
         self.log("updates", float(self.updates), on_step=True, on_epoch=False, prog_bar=True)
+
+    def running_stats(self) -> list[Tensor]:
+        """BatchNorm running means and variances of all networks (online and target)."""
+        return [
+            t
+            for m in self.modules()
+            if isinstance(m, _BatchNorm) and m.track_running_stats
+            for t in (m.running_mean, m.running_var)
+        ]
+
+    @torch.no_grad()
+    def sync_running_stats(self) -> None:
+        """Average the BatchNorm running statistics over all processes (no-op on one).
+
+        Training normalises with each process's own batch statistics; the running statistics
+        (used only by evaluation) are averaged after every update, so all processes keep
+        identical networks, as the mean of the per-process exponential averages. One
+        collective per update, over a few kilobytes.
+        """
+        trainer = self._trainer
+        if trainer is None or trainer.world_size < 2:
+            return
+        stats = self.running_stats()
+        if not stats:
+            return
+        flat = trainer.strategy.reduce(torch.cat([t.reshape(-1) for t in stats]), reduce_op="mean")
+        offset = 0
+        for t in stats:
+            t.copy_(flat[offset : offset + t.numel()].view_as(t))
+            offset += t.numel()
 
     def _step(self, opt, loss: Tensor, members: int) -> None:
         opt.zero_grad(set_to_none=True)
