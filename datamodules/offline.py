@@ -193,7 +193,24 @@ class OfflineDataModule(LightningDataModule):
 
     def state_dict(self) -> dict[str, Any]:
         module = self.trainer.lightning_module if self.trainer is not None else None
-        return {"updates": int(module.updates) if module is not None else self._start}
+        state: dict[str, Any] = {"updates": int(module.updates) if module is not None else self._start}
+        if self.dataset is not None:
+            state["evaluation"] = self.evaluation_record()
+        return state
+
+    def evaluation_record(self) -> dict[str, Any]:
+        """What evaluating a checkpoint needs without the dataset file (``omar evaluate``)."""
+        meta = self.meta
+        return {
+            "task": self.task,
+            "env_kwargs": dict(self.env_kwargs),
+            "eval_episodes": self.eval_episodes,
+            "eval_seed": self.eval_seed,
+            "s_random": float(meta["s_random"]),
+            "s_expert": float(meta["s_expert"]),
+            "dataset": str(self.path),
+            "tier": self.tier,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._start = int(state_dict.get("updates", 0))

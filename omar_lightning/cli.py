@@ -1,4 +1,4 @@
-"""The ``omar`` command: LightningCLI for fit / validate / test."""
+"""The ``omar`` command: LightningCLI for fit / validate / test; ``omar evaluate`` for checkpoints."""
 
 from __future__ import annotations
 
@@ -35,7 +35,17 @@ def _root_message(error: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``omar`` console script; bad settings exit with one clear line (status 2)."""
+    """Entry point of the ``omar`` console script; bad settings exit with one clear line (status 2).
+
+    ``omar fit|validate|test ...`` run LightningCLI; ``omar evaluate ...`` evaluates a checkpoint
+    (:mod:`omar_lightning.evaluate_cli`).
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] == "evaluate":
+        from omar_lightning.evaluate_cli import main as evaluate_main
+
+        evaluate_main(args[1:])
+        return
     try:
         _run(argv)
     except (ValueError, FileNotFoundError) as error:

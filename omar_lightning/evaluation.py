@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -10,7 +10,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from torchmetrics import MeanMetric
 
 from omar_lightning.envs import make_env
-from omar_lightning.envs.rollout import run_episodes, score
+from omar_lightning.envs.rollout import RolloutResult, run_episodes, score
 
 
 def normalized_score(returns: np.ndarray | torch.Tensor | float, s_random: float, s_expert: float):
@@ -25,8 +25,9 @@ def episode_share(total: int, rank: int, world_size: int) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def policy_scores(actor: torch.nn.Module, task: str, env_kwargs: dict[str, Any], num_episodes: int, seed: int, num_envs: int = 10) -> np.ndarray:
-    """Scores of ``num_episodes`` episodes (seeds ``seed + k``) of ``actor`` in eval mode."""
+def policy_rollouts(actor: torch.nn.Module, make: Callable[[], Any], num_episodes: int, seed: int, num_envs: int = 10) -> RolloutResult:
+    """``num_episodes`` episodes (seeds ``seed + k``) of the deterministic ``actor`` in eval mode,
+    in environments built by ``make``."""
     device = next(actor.parameters()).device
     was_training = actor.training
     actor.eval()
@@ -35,10 +36,59 @@ def policy_scores(actor: torch.nn.Module, task: str, env_kwargs: dict[str, Any],
         return actor(torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy()
 
     try:
-        result = run_episodes(lambda: make_env(task, **env_kwargs), policy, num_episodes, seed, num_envs=min(num_envs, num_episodes))
+        return run_episodes(make, policy, num_episodes, seed, num_envs=max(1, min(num_envs, num_episodes)))
     finally:
         actor.train(was_training)
-    return score(result)
+
+
+def policy_scores(actor: torch.nn.Module, task: str, env_kwargs: dict[str, Any], num_episodes: int, seed: int, num_envs: int = 10) -> np.ndarray:
+    """Scores of ``num_episodes`` episodes (seeds ``seed + k``) of ``actor`` in eval mode."""
+    return score(policy_rollouts(actor, lambda: make_env(task, **env_kwargs), num_episodes, seed, num_envs))
+
+
+class _FrameRecorder:
+    """An environment that keeps ``render()``'s frame after every reset and step, per episode."""
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        self.episodes: list[list[np.ndarray]] = []
+        if callable(getattr(env, "step_forces", None)):
+            self.step_forces = self._step_forces
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+    def reset(self, *args: Any, **kwargs: Any):
+        out = self.env.reset(*args, **kwargs)
+        self.episodes.append([self.env.render()])
+        return out
+
+    def _step_forces(self, forces: np.ndarray):
+        out = self.env.step_forces(forces)
+        self.episodes[-1].append(self.env.render())
+        return out
+
+    def step(self, actions: dict[str, np.ndarray]):
+        out = self.env.step(actions)
+        self.episodes[-1].append(self.env.render())
+        return out
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def render_episodes(actor: torch.nn.Module, task: str, env_kwargs: dict[str, Any], num_episodes: int, seed: int) -> tuple[list[list[np.ndarray]], RolloutResult]:
+    """Play episodes ``seed .. seed + num_episodes - 1`` as :func:`policy_scores` does and keep
+    their RGB frames: the initial state and the state after every step (``episode_length + 1``
+    frames ``[H, W, 3] uint8`` per episode), with the rollout result."""
+    recorders: list[_FrameRecorder] = []
+
+    def make() -> _FrameRecorder:
+        recorders.append(_FrameRecorder(make_env(task, render_mode="rgb_array", **env_kwargs)))
+        return recorders[-1]
+
+    result = policy_rollouts(actor, make, num_episodes, seed, num_envs=1)
+    return recorders[0].episodes, result
 
 
 def evaluate_and_log(pl_module: Any, prefix: str, verbose: bool = True) -> dict[str, float]:
@@ -57,8 +107,10 @@ def evaluate_and_log(pl_module: Any, prefix: str, verbose: bool = True) -> dict[
         metric = MeanMetric().to(pl_module.device)
         metric.update(x.to(pl_module.device))
         out[name] = float(metric.compute())
-        # progress bar and callback_metrics; the loggers get one row per evaluation below
-        pl_module.log(f"{prefix}/{name}", out[name], prog_bar=True, logger=False, batch_size=dm.eval_episodes)
+        # Progress bar and callback_metrics; the loggers get one row per evaluation below. The value
+        # is already the mean over all processes' episodes, the same on every process: "max" over
+        # processes (and over the one validation batch) passes it on unchanged.
+        pl_module.log(f"{prefix}/{name}", out[name], prog_bar=True, logger=False, reduce_fx="max", sync_dist=True)
     if trainer.is_global_zero:
         row = {f"{prefix}/{name}": value for name, value in out.items()}
         row["updates"] = pl_module.updates

@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 from pytorch_lightning import LightningModule
+from pytorch_lightning.strategies import DDPStrategy
 from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from omar_lightning.losses import actor_loss, critic_loss, td_target, uniform_log_density
 from omar_lightning.nets import Actor, JointContext, TwinCritic, clip_grad_norm_per_member_
@@ -169,6 +171,23 @@ class OMAR(LightningModule):
         return torch.cat(samples, 1), torch.cat(corrections, 1)
 
     # ----------------------------------------------------------------- training
+    def setup(self, stage: str) -> None:
+        strategy = self.trainer.strategy
+        # Each update runs two backward passes (critics, then actors), each reaching only its own
+        # networks: DDP must mark the other networks' parameters unused instead of waiting for them.
+        if type(strategy) is DDPStrategy and not getattr(strategy, "_ddp_kwargs", {}).get("find_unused_parameters", False):
+            raise ValueError(
+                "trainer.strategy: DDP needs find_unused_parameters (two backward passes per update, each over "
+                "only the critics or only the actors): use --trainer.strategy ddp_find_unused_parameters_true"
+            )
+        # SyncBatchNorm would replace the per-agent BatchNorm (one statistics slice per agent and
+        # twin) by a plain one over all members, breaking the networks' forward pass.
+        if getattr(strategy, "_layer_sync", None) is not None:
+            raise ValueError(
+                "trainer.sync_batchnorm must be false: OMAR's per-agent BatchNorm normalises each process's "
+                "own minibatch and its running statistics are averaged over processes after every update"
+            )
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
         if self.updates >= self.hparams.max_updates:  # resumed from a finished run
             self.trainer.should_stop = True
@@ -183,6 +202,9 @@ class OMAR(LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         actor_opt, critic_opt = self.optimizers()
         metrics: dict[str, Tensor] = {}
+        # Critics first, then the actors against the updated critics. Each optimizer is toggled so
+        # that only its networks require gradients: under DDP (find_unused_parameters) the other
+        # networks are then marked unused for that backward pass instead of awaited.
         if self.trains_critic:
             self.toggle_optimizer(critic_opt)
             loss_c, critic_metrics = self.critic_objective(batch)
@@ -195,6 +217,7 @@ class OMAR(LightningModule):
         self.untoggle_optimizer(actor_opt)
         metrics.update(actor_metrics)
 
+        self.sync_running_stats()
         self.updates += 1
         # Log only on the steps the loggers write (log_every_n_steps): self.log costs ~1 ms a call.
         if self._trainer is not None and self.updates % self._trainer.log_every_n_steps == 0:
@@ -204,7 +227,11 @@ class OMAR(LightningModule):
     trains_critic = True
 
     def critic_objective(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        """Twin critics: TD target from the target networks plus the CQL penalty (Eq. 1)."""
+        """Twin critics: TD target from the target networks plus the CQL penalty (Eq. 1).
+
+        Sampled actions come from the global torch RNG. Under DDP every process calls this on its
+        own minibatch and the backward pass averages the gradients over the processes.
+        """
         hp = self.hparams
         obs, act, rew, next_obs, done = (batch[k] for k in ("obs", "actions", "rewards", "next_obs", "dones"))
         with torch.no_grad():
@@ -229,6 +256,36 @@ class OMAR(LightningModule):
         if hp.tau > 0:
             a_hat = self.refinement(self.score_q1(ctx), pi.detach(), q_pi.detach(), self.actor.act_mask)
         return actor_loss(pi, q_pi, a_hat, hp.tau, hp.action_l2, self.act_dims_t)
+
+    def running_stats(self) -> list[Tensor]:
+        """BatchNorm running means and variances of all networks (online and target)."""
+        return [
+            t
+            for m in self.modules()
+            if isinstance(m, _BatchNorm) and m.track_running_stats
+            for t in (m.running_mean, m.running_var)
+        ]
+
+    @torch.no_grad()
+    def sync_running_stats(self) -> None:
+        """Average the BatchNorm running statistics over all processes (no-op on one).
+
+        Training normalises with each process's own batch statistics; the running statistics
+        (used only by evaluation) are averaged after every update, so all processes keep
+        identical networks, as the mean of the per-process exponential averages. One
+        collective per update, over a few kilobytes.
+        """
+        trainer = self._trainer
+        if trainer is None or trainer.world_size < 2:
+            return
+        stats = self.running_stats()
+        if not stats:
+            return
+        flat = trainer.strategy.reduce(torch.cat([t.reshape(-1) for t in stats]), reduce_op="mean")
+        offset = 0
+        for t in stats:
+            t.copy_(flat[offset : offset + t.numel()].view_as(t))
+            offset += t.numel()
 
     def _step(self, opt, loss: Tensor, members: int) -> None:
         opt.zero_grad(set_to_none=True)

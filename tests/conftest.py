@@ -21,3 +21,22 @@ def synthetic_dataset(n: int = 256, obs_dims=(18, 18, 18), act_dims=(2, 2, 2), s
 @pytest.fixture
 def dataset_file(tmp_path):
     return save_dataset(tmp_path / "coop.npz", synthetic_dataset())
+
+
+def tiny_config(path, checkpoint_args=None, extra_callbacks=()):
+    """Write tests/configs/tiny.yaml to ``path`` with UpdateCheckpoint's init_args updated by
+    ``checkpoint_args`` and ``extra_callbacks`` (class_path, init_args) appended."""
+    import copy
+    from pathlib import Path
+
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parent / "configs" / "tiny.yaml").read_text())
+    config = copy.deepcopy(config)
+    for cb in config["trainer"]["callbacks"]:
+        if cb["class_path"].endswith("UpdateCheckpoint"):
+            cb["init_args"].update(checkpoint_args or {})
+    for class_path, init_args in extra_callbacks:
+        config["trainer"]["callbacks"].append({"class_path": class_path, "init_args": dict(init_args)})
+    Path(path).write_text(yaml.safe_dump(config, sort_keys=False))
+    return Path(path)

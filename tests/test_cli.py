@@ -13,7 +13,7 @@ import torch
 from omar_lightning.cli import main
 from omar_lightning.data import save_dataset
 
-from conftest import synthetic_dataset
+from conftest import synthetic_dataset, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
@@ -25,8 +25,8 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
-    (metrics,) = run_dir.glob("runs/tiny/logs/version_*/metrics.csv")
+def read_metrics(run_dir: Path, save_dir: str = "runs/tiny") -> list[dict]:
+    (metrics,) = run_dir.glob(f"{save_dir}/logs/version_*/metrics.csv")
     with open(metrics) as f:
         return list(csv.DictReader(f))
 
@@ -83,3 +83,30 @@ def test_missing_dataset_is_named(workdir, capsys):
     err = capsys.readouterr().err
     assert "omar: error: dataset file not found: absent.npz (data.path)" in err
     assert "Traceback" not in err
+
+
+def test_resuming_from_a_mid_run_periodic_checkpoint_reproduces_the_uninterrupted_run(workdir):
+    path = save_dataset(workdir / "d.npz", synthetic_dataset(n=500))
+    config = tiny_config(workdir / "keep_all.yaml", {"save_top_k": -1})
+    common = ["--config", str(config), "--data.path", str(path), "--data.generate", "false", "--trainer.enable_model_summary", "false"]
+    main(["fit", *common, "--trainer.logger.init_args.save_dir", "full"])
+    (ckpt_dir,) = workdir.glob("full/logs/version_*/checkpoints")
+    assert sorted(p.name for p in ckpt_dir.iterdir()) == ["last.ckpt", "updates=2.ckpt", "updates=4.ckpt", "updates=6.ckpt"]
+    mid = ckpt_dir / "updates=2.ckpt"
+    assert torch.load(mid, weights_only=False)["omar"]["updates"] == 2
+    main(["fit", *common, "--trainer.logger.init_args.save_dir", "resumed", "--ckpt_path", str(mid)])
+
+    full = torch.load(ckpt_dir / "last.ckpt", weights_only=False)
+    resumed = torch.load(next(workdir.glob("resumed/logs/version_*/checkpoints/last.ckpt")), weights_only=False)
+    assert full["omar"]["updates"] == resumed["omar"]["updates"] == 6
+    assert full["state_dict"].keys() == resumed["state_dict"].keys()
+    for k, v in full["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][k], v, rtol=0, atol=0, msg=k)
+    for opt_full, opt_resumed in zip(full["optimizer_states"], resumed["optimizer_states"]):
+        for i, state in opt_full["state"].items():
+            for name, value in state.items():
+                torch.testing.assert_close(opt_resumed["state"][i][name], value, rtol=0, atol=0, msg=name)
+    torch.testing.assert_close(resumed["omar"]["rng"]["torch"], full["omar"]["rng"]["torch"], rtol=0, atol=0)
+    # the evaluations after the resume point (updates 3 and 6) are the uninterrupted run's
+    evals = lambda d: {r["updates"]: (r["eval/return"], r["eval/normalized_score"]) for r in read_metrics(workdir, d) if r.get("eval/return")}  # noqa: E731
+    assert evals("resumed") == evals("full") and set(evals("full")) == {"3", "6"}

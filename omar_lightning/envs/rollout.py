@@ -114,7 +114,8 @@ def run_episodes(
     Episode ``k`` is reset with seed ``seed + k``; a copy whose episode ends starts the
     next unplayed one at once. With a policy that maps each observation row to an action
     on its own (no state, no randomness shared across rows) the result therefore does not
-    depend on ``num_envs``.
+    depend on ``num_envs``, except that a neural policy's matrix products may round differently
+    for different batch sizes (returns then agree to about 1e-7 relative, not bit for bit).
 
     Args:
         make: builds one environment copy.
