@@ -83,13 +83,28 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise EvaluateError(f"{path} is not a checkpoint of omar fit (no state_dict or hyper_parameters)")
     record = _evaluation_record(path, checkpoint)
+    cls = _module_class(path, checkpoint["hyper_parameters"].get("_class_path"))
     try:
-        model = OMAR.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        model = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     except (KeyError, RuntimeError, TypeError, ValueError) as error:
-        raise EvaluateError(f"{path}: the saved networks do not load into OMAR: {str(error).splitlines()[0]}") from None
+        raise EvaluateError(f"{path}: the saved networks do not load into {cls.__name__}: {str(error).splitlines()[0]}") from None
     model.eval()
     record["updates"] = int(checkpoint.get("omar", {}).get("updates", model.updates))
     return model, record
+
+
+def _module_class(path: Path, class_path: Any) -> Any:
+    """The algorithm class a checkpoint was trained with (OMAR or one of its baselines)."""
+    import omar_lightning
+    from omar_lightning.module import OMAR
+
+    if not class_path:
+        return OMAR
+    name = str(class_path).rsplit(".", 1)[-1]
+    cls = getattr(omar_lightning, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, OMAR)):
+        raise EvaluateError(f"{path}: trained with {class_path!r}, which is not an omar_lightning algorithm")
+    return cls
 
 
 def _evaluation_record(path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]:

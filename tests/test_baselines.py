@@ -1,6 +1,7 @@
 """Baselines: each loss against an independent computation, which parameters move, a short CLI fit."""
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import torch
 
 from omar_lightning import BC, MACQL, MATD3BC, OMAR
 from omar_lightning.cli import main
+from omar_lightning.evaluate_cli import main as evaluate_main
 from omar_lightning.datamodules import OfflineDataModule
 from omar_lightning.losses import bc_loss, td3bc_actor_loss
 
@@ -105,3 +107,8 @@ def test_short_fit_of_shipped_configs(config, cls, tmp_path, monkeypatch, datase
     assert state["omar"]["updates"] == 3
     assert state["hyper_parameters"]["_class_path"] == f"omar_lightning.{cls}"
     assert state["hyper_parameters"].get("centralized", False) == config.endswith("centralized")
+    # omar evaluate loads the checkpoint with its own algorithm class
+    out = tmp_path / "summary.json"
+    evaluate_main(["--ckpt_path", str(tmp_path / "runs" / config / "checkpoints" / "last.ckpt"), "--episodes", "2", "--out", str(out)])
+    summary = json.loads(out.read_text())
+    assert summary["episodes"] == 2 and summary["updates"] == 3 and len(summary["returns"]) == 2
