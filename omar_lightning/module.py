@@ -13,6 +13,7 @@ import torch
 from pytorch_lightning import LightningModule
 from torch import Tensor
 
+from omar_lightning.checkpoint_io import check_checkpoint
 from omar_lightning.losses import actor_loss, critic_loss, td_target, uniform_log_density
 from omar_lightning.nets import Actor, TwinCritic, clip_grad_norm_per_member_
 from omar_lightning.refinement import Refinement
@@ -245,6 +246,7 @@ class OMAR(LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        check_checkpoint(self, checkpoint)  # one clear error before Lightning loads mismatched or non-finite weights
         state = checkpoint.get("omar", {})
         self.updates = int(state.get("updates", 0))
         rng = state.get("rng")

@@ -1,5 +1,8 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
 from omar_lightning.data import OfflineDataset, save_dataset
 
@@ -21,3 +24,22 @@ def synthetic_dataset(n: int = 256, obs_dims=(18, 18, 18), act_dims=(2, 2, 2), s
 @pytest.fixture
 def dataset_file(tmp_path):
     return save_dataset(tmp_path / "coop.npz", synthetic_dataset())
+
+
+TINY = Path(__file__).resolve().parent / "configs" / "tiny.yaml"
+
+
+def tiny_config(path, checkpoint_dir=None, every_n_checkpoint=2, every_n_eval=3, **model):
+    """tests/configs/tiny.yaml with a fixed checkpoint directory (so ``--ckpt_path last`` finds it),
+    other periods and model settings; written to ``path``."""
+    config = yaml.safe_load(TINY.read_text())
+    for cb in config["trainer"]["callbacks"]:
+        if cb["class_path"].endswith("UpdateCheckpoint"):
+            cb["init_args"]["every_n_updates"] = every_n_checkpoint
+            if checkpoint_dir is not None:
+                cb["init_args"]["dirpath"] = str(checkpoint_dir)
+        if cb["class_path"].endswith("EnvEvaluation"):
+            cb["init_args"]["every_n_updates"] = every_n_eval
+    config["model"]["init_args"].update(model)
+    Path(path).write_text(yaml.safe_dump(config))
+    return Path(path)
