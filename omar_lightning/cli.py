@@ -9,13 +9,14 @@ from typing import Any
 
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning import Trainer
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 
 from omar_lightning.callbacks import DivergenceGuard
 from omar_lightning.checkpoint_io import AtomicCheckpointIO
 from omar_lightning.datamodules import OfflineDataModule
-from omar_lightning.errors import DivergenceError
+from omar_lightning.errors import CheckpointError, DivergenceError
 from omar_lightning.module import OMAR
 
 
@@ -44,6 +45,24 @@ class OMARCLI(LightningCLI):
         if not any(isinstance(c, DivergenceGuard) for c in callbacks):
             callbacks.append(DivergenceGuard())
         return super().instantiate_trainer(**{**kwargs, "plugins": plugins, "callbacks": callbacks})
+
+    def _require_last_checkpoint(self) -> None:
+        """``validate``/``test --ckpt_path last`` with no last checkpoint is an error, not an untrained model.
+
+        (Lightning only warns and evaluates the freshly initialized networks; ``fit`` keeps that
+        behaviour: it starts from scratch when nothing was saved yet.)
+        """
+        if self._get(self.config_init, "ckpt_path") != "last":
+            return
+        found = [p for cb in self.trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) for p in cb._find_last_checkpoints(self.trainer)]
+        if not found:
+            where = [str(cb.dirpath) for cb in self.trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)]
+            raise CheckpointError(
+                f"--ckpt_path last: no last checkpoint{' in ' + ', '.join(where) if where else ''}; "
+                "give the checkpoint's path (the checkpoint callback's dirpath decides where 'last' is looked for)"
+            )
+
+    before_validate = before_test = _require_last_checkpoint
 
     def _parse_ckpt_path(self) -> None:
         """Keep the given config when resuming with ``--ckpt_path``.

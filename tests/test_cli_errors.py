@@ -10,7 +10,7 @@ import torch
 from omar_lightning.cli import main, one_line
 from omar_lightning.data import save_dataset
 
-from conftest import TINY, synthetic_dataset
+from conftest import TINY, synthetic_dataset, tiny_config
 
 
 def run_omar(capsys, *args):
@@ -225,3 +225,15 @@ def test_the_cli_trainer_writes_atomically_and_guards_divergence(workdir, data):
                   args=["--config", str(TINY), "--data.path", str(data), "--trainer.logger", "false"])
     assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
     assert sum(isinstance(c, DivergenceGuard) for c in cli.trainer.callbacks) == 1
+
+
+def test_evaluating_the_last_checkpoint_when_there_is_none_is_an_error(capsys, data, workdir):
+    config = tiny_config(workdir / "c.yaml", checkpoint_dir=workdir / "ckpts")
+    status, line = run_omar(capsys, "validate", "--config", str(config), "--data.path", str(data), "--trainer.logger", "false",
+                            "--ckpt_path", "last")
+    assert status == 2 and line.startswith(f"--ckpt_path last: no last checkpoint in {workdir / 'ckpts'}; give the checkpoint's path")
+    # once a run has written it, the same command evaluates it
+    common = ["--config", str(config), "--data.path", str(data), "--trainer.logger", "false", "--trainer.enable_model_summary", "false"]
+    main(["fit", *common, "--model.max_updates", "2"])
+    main(["validate", *common, "--ckpt_path", "last"])
+    assert "omar: error" not in capsys.readouterr().err
