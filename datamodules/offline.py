@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
 from omar_lightning.data import DatasetError, OfflineDataset, load_dataset
-from omar_lightning.envs import task_spec
+from omar_lightning.envs import TASKS, task_spec
 
 TIERS = ("random", "medium_replay", "medium", "expert")
 
@@ -109,9 +109,19 @@ class OfflineDataModule(LightningDataModule):
         super().__init__()
         if tier not in TIERS:
             raise ValueError(f"data.tier must be one of {list(TIERS)}, got {tier!r}")
-        for name, value in (("batch_size", batch_size), ("num_transitions", num_transitions), ("eval_episodes", eval_episodes)):
+        for name, value in (
+            ("batch_size", batch_size),
+            ("num_transitions", num_transitions),
+            ("eval_episodes", eval_episodes),
+            ("reference_episodes", reference_episodes),
+        ):
             if value < 1:
                 raise ValueError(f"data.{name} must be >= 1, got {value}")
+        for name, value in (("seed", seed), ("eval_seed", eval_seed)):
+            if value < 0:
+                raise ValueError(f"data.{name} must be >= 0, got {value}")
+        if task not in TASKS:
+            raise ValueError(f"data.task: unknown task {task!r}; known tasks: {', '.join(sorted(TASKS))}")
         self.save_hyperparameters()
         self.task, self.tier, self.batch_size, self.seed = task, tier, batch_size, seed
         self.path = Path(path) if path else Path("data") / task / f"{tier}.npz"
@@ -119,7 +129,10 @@ class OfflineDataModule(LightningDataModule):
         self.env_kwargs = dict(env_kwargs or {})
         self.eval_episodes, self.eval_seed, self.reference_episodes = eval_episodes, eval_seed, reference_episodes
         self.joint_sampling, self.in_sample_next = joint_sampling, in_sample_next
-        self.spec = task_spec(task, **self.env_kwargs)
+        try:
+            self.spec = task_spec(task, **self.env_kwargs)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"data.env_kwargs: {e}") from None
         self.dataset: OfflineDataset | None = None
         self.store: dict[str, Tensor] | None = None
         self._start = 0
@@ -150,7 +163,10 @@ class OfflineDataModule(LightningDataModule):
             )
         from omar_lightning.data.generate import write_random_dataset
 
-        write_random_dataset(self.path, self.task, self.num_transitions, self.seed, self.reference_episodes, **self.env_kwargs)
+        try:
+            write_random_dataset(self.path, self.task, self.num_transitions, self.seed, self.reference_episodes, **self.env_kwargs)
+        except OSError as e:
+            raise DatasetError(f"cannot write the generated dataset to {self.path} (data.path): {e.strerror or e}") from None
 
     def setup(self, stage: str) -> None:
         if self.dataset is not None:
@@ -160,7 +176,10 @@ class OfflineDataModule(LightningDataModule):
         if meta["task"] != self.task:
             raise DatasetError(f"{self.path}: dataset is for task {meta['task']!r} but data.task is {self.task!r}")
         if ds.agent_names != self.spec.agent_names:
-            raise DatasetError(f"{self.path}: agents {ds.agent_names} differ from the task's {self.spec.agent_names}")
+            raise DatasetError(
+                f"{self.path}: agents {ds.agent_names} differ from the task's {self.spec.agent_names} "
+                f"(data.task {self.task!r}, data.env_kwargs {self.env_kwargs})"
+            )
         dims = ([o.shape[1] for o in ds.obs], [a.shape[1] for a in ds.actions])
         if dims != (self.obs_dims, self.act_dims):
             raise DatasetError(

@@ -11,6 +11,7 @@ from torchmetrics import MeanMetric
 
 from omar_lightning.envs import make_env
 from omar_lightning.envs.rollout import RolloutResult, run_episodes, score
+from omar_lightning.errors import DivergenceError
 
 
 def normalized_score(returns: np.ndarray | torch.Tensor | float, s_random: float, s_expert: float):
@@ -100,6 +101,8 @@ def evaluate_and_log(pl_module: Any, prefix: str, verbose: bool = True) -> dict[
         raise ValueError(f"data.eval_episodes ({dm.eval_episodes}) must be at least the number of processes ({world})")
     first, count = episode_share(dm.eval_episodes, rank, world)
     returns = torch.as_tensor(policy_scores(pl_module.actor, dm.task, dm.env_kwargs, count, dm.eval_seed + first), dtype=torch.float32)
+    if not torch.isfinite(returns).all():
+        raise DivergenceError(f"update {pl_module.updates}: evaluation returns are not finite (the actor's actions are not finite)")
     meta = dm.meta
     values = {"return": returns, "normalized_score": normalized_score(returns, meta["s_random"], meta["s_expert"])}
     out = {}

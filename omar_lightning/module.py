@@ -15,6 +15,7 @@ from pytorch_lightning.strategies import DDPStrategy
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from omar_lightning.checkpoint_io import check_checkpoint
 from omar_lightning.losses import actor_loss, critic_loss, td_target, uniform_log_density
 from omar_lightning.nets import Actor, JointContext, TwinCritic, clip_grad_norm_per_member_
 from omar_lightning.refinement import Refinement
@@ -95,14 +96,20 @@ class OMAR(LightningModule):
         _check("obs_dims", len(obs_dims) > 0 and len(obs_dims) == len(act_dims), obs_dims, "one size per agent, as many as act_dims")
         _check("tau", 0.0 <= tau <= 1.0, tau, "in [0, 1]")
         _check("gamma", 0.0 <= gamma <= 1.0, gamma, "in [0, 1]")
-        _check("cql_alpha", cql_alpha >= 0, cql_alpha, ">= 0")
+        _check("cql_alpha", 0 <= cql_alpha < math.inf, cql_alpha, "finite and >= 0")
         _check("cql_samples", cql_samples >= 1, cql_samples, ">= 1")
         _check("cql_policy_correction", cql_policy_correction in ("log_density", "density"), cql_policy_correction, "'log_density' or 'density'")
-        _check("actor_lr", actor_lr > 0, actor_lr, "> 0")
-        _check("critic_lr", critic_lr > 0, critic_lr, "> 0")
+        _check("obs_dims", all(d >= 1 for d in obs_dims), obs_dims, "sizes >= 1")
+        _check("act_dims", all(d >= 1 for d in act_dims), act_dims, "sizes >= 1")
+        _check("actor_lr", 0 < actor_lr < math.inf, actor_lr, "finite and > 0")
+        _check("critic_lr", 0 < critic_lr < math.inf, critic_lr, "finite and > 0")
+        _check("cql_policy_noise", 0 < cql_policy_noise < math.inf, cql_policy_noise, "finite and > 0")
+        _check("target_noise", 0 <= target_noise < math.inf, target_noise, "finite and >= 0")
+        _check("target_noise_clip", 0 <= target_noise_clip < math.inf, target_noise_clip, "finite and >= 0")
+        _check("action_l2", 0 <= action_l2 < math.inf, action_l2, "finite and >= 0")
         _check("hidden_dim", hidden_dim >= 1, hidden_dim, ">= 1")
         _check("max_updates", max_updates >= 1, max_updates, ">= 1")
-        _check("grad_clip", grad_clip >= 0, grad_clip, ">= 0")
+        _check("grad_clip", 0 <= grad_clip < math.inf, grad_clip, "finite and >= 0")
         if isinstance(refinement, dict):
             refinement = Refinement(**refinement)
         self.save_hyperparameters(ignore=["refinement"])
@@ -320,6 +327,7 @@ class OMAR(LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        check_checkpoint(self, checkpoint)  # one clear error before Lightning loads mismatched or non-finite weights
         state = checkpoint.get("omar", {})
         self.updates = int(state.get("updates", 0))
         rng = state.get("rng")

@@ -8,6 +8,7 @@ It returns the picked action ``a_hat [A, B, D]``: the best of the searched actio
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -47,8 +48,11 @@ class Refinement:
             raise ValueError(f"refinement.iterations must be >= 1, got {self.iterations}")
         if self.samples < 1:
             raise ValueError(f"refinement.samples must be >= 1, got {self.samples}")
-        if not self.sigma0 > 0:
-            raise ValueError(f"refinement.sigma0 must be > 0, got {self.sigma0}")
+        if not 0 < self.sigma0 < math.inf:
+            raise ValueError(f"refinement.sigma0 must be > 0 and finite, got {self.sigma0}")
+        for name in ("mu0", "beta"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"refinement.{name} must be finite, got {getattr(self, name)}")
         if self.sampler == "cem" and not 1 <= self.elites <= self.samples:
             raise ValueError(f"refinement.elites must be in [1, samples={self.samples}], got {self.elites}")
 

@@ -1,5 +1,8 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
 from omar_lightning.data import OfflineDataset, save_dataset
 
@@ -23,20 +26,24 @@ def dataset_file(tmp_path):
     return save_dataset(tmp_path / "coop.npz", synthetic_dataset())
 
 
-def tiny_config(path, checkpoint_args=None, extra_callbacks=()):
-    """Write tests/configs/tiny.yaml to ``path`` with UpdateCheckpoint's init_args updated by
-    ``checkpoint_args`` and ``extra_callbacks`` (class_path, init_args) appended."""
-    import copy
-    from pathlib import Path
+TINY = Path(__file__).resolve().parent / "configs" / "tiny.yaml"
 
-    import yaml
 
-    config = yaml.safe_load((Path(__file__).parent / "configs" / "tiny.yaml").read_text())
-    config = copy.deepcopy(config)
+def tiny_config(path, checkpoint_dir=None, every_n_checkpoint=2, every_n_eval=3, checkpoint_args=None, extra_callbacks=(), **model):
+    """tests/configs/tiny.yaml written to ``path`` with: a fixed checkpoint directory (so
+    ``--ckpt_path last`` finds it), other periods, UpdateCheckpoint init_args updated by
+    ``checkpoint_args``, ``extra_callbacks`` (class_path, init_args) appended, and model settings."""
+    config = yaml.safe_load(TINY.read_text())
     for cb in config["trainer"]["callbacks"]:
         if cb["class_path"].endswith("UpdateCheckpoint"):
+            cb["init_args"]["every_n_updates"] = every_n_checkpoint
+            if checkpoint_dir is not None:
+                cb["init_args"]["dirpath"] = str(checkpoint_dir)
             cb["init_args"].update(checkpoint_args or {})
+        if cb["class_path"].endswith("EnvEvaluation"):
+            cb["init_args"]["every_n_updates"] = every_n_eval
     for class_path, init_args in extra_callbacks:
         config["trainer"]["callbacks"].append({"class_path": class_path, "init_args": dict(init_args)})
+    config["model"]["init_args"].update(model)
     Path(path).write_text(yaml.safe_dump(config, sort_keys=False))
     return Path(path)

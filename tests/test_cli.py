@@ -87,7 +87,7 @@ def test_missing_dataset_is_named(workdir, capsys):
 
 def test_resuming_from_a_mid_run_periodic_checkpoint_reproduces_the_uninterrupted_run(workdir):
     path = save_dataset(workdir / "d.npz", synthetic_dataset(n=500))
-    config = tiny_config(workdir / "keep_all.yaml", {"save_top_k": -1})
+    config = tiny_config(workdir / "keep_all.yaml", checkpoint_args={"save_top_k": -1})
     common = ["--config", str(config), "--data.path", str(path), "--data.generate", "false", "--trainer.enable_model_summary", "false"]
     main(["fit", *common, "--trainer.logger.init_args.save_dir", "full"])
     (ckpt_dir,) = workdir.glob("full/logs/version_*/checkpoints")

@@ -61,7 +61,7 @@ def run(tmp_path_factory):
     """One 6-update two-process fit: checkpoints every 2 updates (all kept), evaluations at 3 and 6."""
     d = tmp_path_factory.mktemp("ddp")
     data = save_dataset(d / "d.npz", synthetic_dataset(n=500))
-    config = tiny_config(d / "ddp.yaml", {"save_top_k": -1}, [("rank_recorder.RankRecorder", {"out_dir": str(d / "record")})])
+    config = tiny_config(d / "ddp.yaml", checkpoint_args={"save_top_k": -1}, extra_callbacks=[("rank_recorder.RankRecorder", {"out_dir": str(d / "record")})])
     common = ["--config", str(config), "--data.path", str(data), "--data.generate", "false", "--data.eval_episodes", str(EVAL_EPISODES)]
     omar_fit(d, common + ["--trainer.logger.init_args.save_dir", "full"])
     (ckpt_dir,) = d.glob("full/logs/version_*/checkpoints")
@@ -181,7 +181,7 @@ def test_logged_evaluation_is_the_mean_over_all_processes_episodes(run):
 def test_resuming_two_processes_from_a_mid_run_checkpoint_is_exact(run):
     d = run["dir"]
     mid = run["ckpt_dir"] / "updates=2.ckpt"
-    config = tiny_config(d / "resume.yaml", {"save_top_k": -1}, [("rank_recorder.RankRecorder", {"out_dir": str(d / "record_resumed")})])
+    config = tiny_config(d / "resume.yaml", checkpoint_args={"save_top_k": -1}, extra_callbacks=[("rank_recorder.RankRecorder", {"out_dir": str(d / "record_resumed")})])
     common = [a if a != str(d / "ddp.yaml") else str(config) for a in run["common"]]
     omar_fit(d, common + ["--trainer.logger.init_args.save_dir", "resumed", "--ckpt_path", str(mid)])
     resumed = load_records(d / "record_resumed")

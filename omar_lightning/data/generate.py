@@ -31,16 +31,18 @@ def write_random_dataset(
         "reference": "S_random: uniform random actions; S_expert: scripted landmark-assignment controller",
         "env_kwargs": dict(env_kwargs),
         "seed": seed,
+        # statistics of the behaviour episodes wholly inside the dataset (none when it is shorter than one)
         "episode_returns": {
-            "mean": float(returns.mean()),
-            "std": float(returns.std()),
-            "min": float(returns.min()),
-            "max": float(returns.max()),
+            "mean": float(returns.mean()) if returns.size else None,
+            "std": float(returns.std()) if returns.size else None,
+            "min": float(returns.min()) if returns.size else None,
+            "max": float(returns.max()) if returns.size else None,
             "count": int(returns.size),
         },
         "generation_seconds": round(time.perf_counter() - start, 1),
     }
     ds = OfflineDataset(**{f: data[f] for f in FIELDS}, meta=meta)
     out = save_dataset(path, ds)
-    print(f"Wrote {out}: S_random={s_random:.2f}, S_expert={s_expert:.2f}, behaviour return {returns.mean():.2f}")
+    behaviour = f"{returns.mean():.2f}" if returns.size else "n/a (no whole episode)"
+    print(f"Wrote {out}: S_random={s_random:.2f}, S_expert={s_expert:.2f}, behaviour return {behaviour}")
     return out

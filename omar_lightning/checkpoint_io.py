@@ -1,0 +1,120 @@
+"""Checkpoints that are written atomically, refused when not finite, and checked when loaded.
+
+Lightning's ``TorchCheckpointIO`` (2.6) writes through an fsspec transaction: the temporary file
+lies in the system's temporary directory, is moved onto the checkpoint without an fsync, and a
+move between file systems is a copy that a kill can interrupt half-way. :class:`AtomicCheckpointIO`
+writes next to the checkpoint instead (:func:`omar_lightning.atomic.atomic_write`), so a kill at
+any moment leaves the previous checkpoint or the new one, both complete. The ``omar`` command uses
+it unless the trainer is given another ``CheckpointIO`` plugin.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+from fsspec.implementations.local import LocalFileSystem
+from lightning_fabric.utilities.cloud_io import _load as pl_load
+from lightning_fabric.utilities.cloud_io import get_filesystem
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from omar_lightning.atomic import atomic_write
+from omar_lightning.errors import CheckpointError, DivergenceError
+
+__all__ = ["AtomicCheckpointIO", "check_checkpoint", "first_nonfinite"]
+
+#: Settings that decide the networks' shapes: a checkpoint only fits a run with the same ones.
+SHAPE_SETTINGS = "model.hidden_dim, model.input_norm, data.task and data.env_kwargs"
+
+
+def _is_local(path: Any) -> bool:
+    return isinstance(get_filesystem(path), LocalFileSystem)
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def first_nonfinite(state: dict[str, Any]) -> Optional[str]:
+    """Key of the first floating-point tensor of ``state`` holding NaN or inf, else None."""
+    keys = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and v.numel()]
+    if not keys:
+        return None
+    peaks = torch.stack(torch._foreach_norm([state[k].detach().float() for k in keys], ord=math.inf))
+    bad = ~torch.isfinite(peaks)
+    if not bad.any():
+        return None
+    return keys[int(bad.nonzero()[0])]
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``TorchCheckpointIO`` whose local writes are atomic and whose loads fail with one clear line.
+
+    Saving: refuses a checkpoint whose weights are not finite (the previous checkpoint is kept),
+    then writes a temporary file in the checkpoint's directory, fsyncs it and renames it over the
+    checkpoint. Loading: a missing, truncated or foreign file raises :class:`CheckpointError`
+    naming it. Remote paths (``s3://`` ...) are left to ``TorchCheckpointIO``.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Optional[Any] = None) -> None:
+        if storage_options is not None or not _is_local(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        key = first_nonfinite(checkpoint.get("state_dict", {}))
+        if key is not None:
+            updates = checkpoint.get("omar", {}).get("updates", "?")
+            raise DivergenceError(f"update {updates}: '{key}' is not finite; refused to write {path}, the previous checkpoint is kept")
+        atomic_write(path, lambda f: torch.save(checkpoint, f))
+
+    def load_checkpoint(
+        self, path: Any, map_location: Optional[Callable] = lambda storage, loc: storage, weights_only: Optional[bool] = None
+    ) -> dict[str, Any]:
+        if not _is_local(path):
+            return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+        p = Path(path)
+        if not p.is_file():
+            raise CheckpointError(f"checkpoint file not found: {path} (ckpt_path)" + (": it is a directory" if p.is_dir() else ""))
+        try:
+            checkpoint = pl_load(path, map_location=map_location, weights_only=weights_only)
+        except Exception as e:
+            if "Unsupported global" in str(e):
+                raise CheckpointError(f"{path}: holds objects that loading with weights_only refuses; give --weights_only false only if you trust the file") from None
+            raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {_reason(e)}") from None
+        if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+            raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
+        return checkpoint
+
+
+def check_checkpoint(module: torch.nn.Module, checkpoint: dict[str, Any], path: Any = None) -> None:
+    """Raise :class:`CheckpointError` unless ``checkpoint['state_dict']`` fits ``module`` and is finite.
+
+    Called before Lightning loads the weights, so a mismatch gives one line naming the tensor and
+    the settings that decide its shape instead of torch's list of size mismatches.
+    """
+    if path is None:
+        trainer = getattr(module, "_trainer", None)
+        path = getattr(trainer, "ckpt_path", None)
+    where = f"checkpoint {path}" if path else "checkpoint"
+    state = checkpoint.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{where}: holds no 'state_dict'")
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{where} does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]} "
+            f"(was it written by another model class or version?)"
+        )
+    for k, v in own.items():
+        theirs = state[k]
+        if torch.is_tensor(theirs) and tuple(theirs.shape) != tuple(v.shape):
+            raise CheckpointError(
+                f"{where} does not fit this model: '{k}' has shape {list(theirs.shape)} there but {list(v.shape)} "
+                f"with these settings ({SHAPE_SETTINGS} must be those of the run that wrote it)"
+            )
+    key = first_nonfinite(state)
+    if key is not None:
+        raise CheckpointError(f"{where}: '{key}' is not finite (written after training diverged?)")
