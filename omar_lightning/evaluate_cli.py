@@ -174,6 +174,7 @@ def write_render(path: Path, frames: list[np.ndarray], fmt: str, fps: int) -> No
 
 # ---------------------------------------------------------------------------- command
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from omar_lightning.envs.rollout import score
     from omar_lightning.evaluation import normalized_score, policy_scores, render_episodes
 
     if args.render == "mp4":
@@ -190,7 +191,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     task, env_kwargs = record["task"], dict(record.get("env_kwargs") or {})
     s_random, s_expert = float(record["s_random"]), float(record["s_expert"])
 
-    returns = policy_scores(model.actor, task, env_kwargs, episodes, seed, num_envs=args.num_envs)
+    try:
+        returns = policy_scores(model.actor, task, env_kwargs, episodes, seed, num_envs=args.num_envs)
+    except ValueError as error:  # unknown task or environment settings
+        raise EvaluateError(f"{ckpt}: {error}") from None
     normalized = normalized_score(returns, s_random, s_expert)
     summary: dict[str, Any] = {
         "checkpoint": str(ckpt),
@@ -210,19 +214,21 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "std": "population standard deviation over episodes",
         "renders": [],
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if args.render != "none":
-        frames, result = render_episodes(model.actor, task, env_kwargs, args.render_episodes, seed)
-        rendered = result.episode_returns.mean(axis=1)
-        for k, (episode, ret) in enumerate(zip(frames, rendered)):
-            path = out.with_name(f"{out.stem}_seed{seed + k}.{args.render}")
-            total = len(episode) - 1
-            labelled = [annotate(f, f"seed {seed + k}   step {t}/{total}") for t, f in enumerate(episode)]
-            write_render(path, labelled, args.render, args.fps)
-            summary["renders"].append({"episode": k, "seed": seed + k, "path": str(path), "frames": len(episode), "return": float(ret)})
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if args.render != "none":
+            frames, result = render_episodes(model.actor, task, env_kwargs, args.render_episodes, seed)
+            for k, (episode, ret) in enumerate(zip(frames, score(result))):
+                path = out.with_name(f"{out.stem}_seed{seed + k}.{args.render}")
+                total = len(episode) - 1
+                labelled = [annotate(f, f"seed {seed + k}   step {t}/{total}") for t, f in enumerate(episode)]
+                write_render(path, labelled, args.render, args.fps)
+                summary["renders"].append({"episode": k, "seed": seed + k, "path": str(path), "frames": len(episode), "return": float(ret)})
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        tmp.replace(out)
+    except OSError as error:
+        raise EvaluateError(f"cannot write the summary or renders next to {out} (--out): {error}") from None
     summary["summary"] = str(out)
     return summary
 

@@ -38,7 +38,10 @@ STRATEGY = "ddp_find_unused_parameters_true"
 def omar_fit(workdir: Path, args: list[str]) -> subprocess.CompletedProcess:
     omar = shutil.which("omar", path=os.path.dirname(sys.executable))
     assert omar, "the console script `omar` is not installed next to this python"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
+    # Lightning's own launcher on this machine: no cluster or launcher variables from the environment
+    launcher_vars = ("SLURM_", "TORCHELASTIC_", "MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "WORLD_SIZE", "LOCAL_RANK", "RANK", "GROUP_RANK")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(launcher_vars)}
+    env.update(PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
     cmd = [omar, "fit", *args, "--trainer.accelerator", "cpu", "--trainer.devices", str(WORLD), "--trainer.strategy", STRATEGY]
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
