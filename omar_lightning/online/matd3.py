@@ -12,11 +12,13 @@ trainer follows MATD3:
   the minimum of the twin target critics, delayed actor and target updates
   (``policy_delay`` 2), Gaussian exploration noise (``exploration_noise`` 0.1) on the tanh
   actions, uniform random actions for the first ``start_steps`` environment steps;
-* the actor loss ``-Q1(o, [a_-i from the buffer, pi_i(o_i)]) + 1e-3 * pi_i(o_i)^2`` and
-  gradient-norm clipping (0.5) per agent, Adam, soft target updates (``rho``).
+* the actor loss ``-Q1(o, [a_-i from the buffer, pi_i(o_i)]) + 1e-3 * mean(z_i^2)`` with ``z_i``
+  the pre-tanh output (maddpg-pytorch's policy regulariser; penalising only the tanh output lets
+  the actor saturate at the box corners), gradient-norm clipping (0.5) per agent, Adam, soft
+  target updates (``rho``).
 
-All agents are one ensemble (:mod:`omar_lightning.nets`, no BatchNorm: actions are chosen for
-single observations). ``num_envs`` environment copies are stepped in lockstep; ``update_every``
+All agents are one ensemble (:mod:`omar_lightning.nets`) with BatchNorm on the input as in
+maddpg-pytorch: batch statistics in updates, running statistics when acting and evaluating. ``num_envs`` environment copies are stepped in lockstep; ``update_every``
 environment steps (summed over copies) are followed by ``update_every * updates_per_step``
 gradient updates. Training is deterministic for a seed and resumable: :meth:`MATD3Trainer.save`
 writes networks, optimizers, the replay buffer, RNG states and counters; the state is only saved
@@ -68,6 +70,7 @@ class MATD3Config:
     grad_clip: float = 0.5
     action_l2: float = 1e-3
     centralized: bool = True
+    input_norm: bool = True
     num_envs: int = 10
     eval_every: int = 25_000
     eval_episodes: int = 20
@@ -142,12 +145,12 @@ class MATD3Trainer:
         A, do, da = spec.num_agents, max(self.obs_dims), max(self.act_dims)
         self.A, self.do, self.da = A, do, da
         torch.manual_seed(self.seed)
-        self.actor = Actor(self.obs_dims, self.act_dims, cfg.hidden_dim, input_norm=False)
+        self.actor = Actor(self.obs_dims, self.act_dims, cfg.hidden_dim, input_norm=cfg.input_norm)
         self.joint = JointContext(self.obs_dims, self.act_dims) if cfg.centralized else None
         ctx = self.joint.dim if self.joint is not None else do
-        self.critic = TwinCritic(ctx, da, cfg.hidden_dim, A, input_norm=False)
-        self.actor_target = Actor(self.obs_dims, self.act_dims, cfg.hidden_dim, input_norm=False)
-        self.critic_target = TwinCritic(ctx, da, cfg.hidden_dim, A, input_norm=False)
+        self.critic = TwinCritic(ctx, da, cfg.hidden_dim, A, input_norm=cfg.input_norm)
+        self.actor_target = Actor(self.obs_dims, self.act_dims, cfg.hidden_dim, input_norm=cfg.input_norm)
+        self.critic_target = TwinCritic(ctx, da, cfg.hidden_dim, A, input_norm=cfg.input_norm)
         self.actor_target.load_state_dict(self.actor.state_dict())
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
@@ -171,7 +174,9 @@ class MATD3Trainer:
     @torch.no_grad()
     def act(self, obs: np.ndarray, noise: float) -> np.ndarray:
         """``obs [A, E, do]`` -> actions ``[A, E, da]`` with Gaussian noise, clipped to [-1, 1]."""
+        self.actor.eval()  # BatchNorm's running statistics when acting
         a = self.actor(torch.as_tensor(obs)).numpy()
+        self.actor.train()
         if noise > 0:
             a = a + noise * self.rng.standard_normal(a.shape).astype(np.float32)
         return (np.clip(a, -1.0, 1.0) * self.act_mask[:, None, :]).astype(np.float32)
@@ -201,9 +206,10 @@ class MATD3Trainer:
         self.updates += 1
         out = {"critic_loss": float(critic_loss.detach()) / (2 * self.A)}
         if self.updates % cfg.policy_delay == 0:
-            pi = self.actor(b["obs"])
+            pre = self.actor.net(b["obs"])  # pre-tanh outputs
+            pi = torch.tanh(pre) * mask
             q1 = self.critic.q1(self._critic_input(b["obs"], b["actions"]), pi)
-            actor_loss = -q1.mean() * self.A + cfg.action_l2 * (pi**2).mean() * self.A
+            actor_loss = -q1.mean() * self.A + cfg.action_l2 * (pre.pow(2) * mask).mean() * self.A
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             clip_grad_norm_per_member_(list(self.actor.parameters()), self.A, self.A, cfg.grad_clip)
@@ -363,7 +369,7 @@ class MATD3Trainer:
         data = {
             "kind": "omar-matd3-policy", "task": self.task, "env_kwargs": self.env_kwargs, "level": level,
             "obs_dims": self.obs_dims, "act_dims": self.act_dims, "hidden_dim": self.cfg.hidden_dim,
-            "score": float(score_value), "steps": self.steps, "updates": self.updates, "replay_rows": self.size,
+            "input_norm": self.cfg.input_norm, "score": float(score_value), "steps": self.steps, "updates": self.updates, "replay_rows": self.size,
             "exploration_noise": self.cfg.exploration_noise, "seed": self.seed,
             "actor": {k: v.clone() for k, v in self.actor.state_dict().items()},
         }
@@ -388,7 +394,7 @@ def load_snapshot(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path}: not a readable policy snapshot: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
     if not isinstance(data, dict) or data.get("kind") != "omar-matd3-policy":
         raise ValueError(f"{path}: not an omar MATD3 policy snapshot (missing kind 'omar-matd3-policy')")
-    actor = Actor(data["obs_dims"], data["act_dims"], data["hidden_dim"], input_norm=False)
+    actor = Actor(data["obs_dims"], data["act_dims"], data["hidden_dim"], input_norm=bool(data.get("input_norm", True)))
     actor.load_state_dict(data["actor"])
     actor.eval()
     data["module"] = actor
