@@ -214,6 +214,27 @@ def rollout_tier(task: str, snap: dict[str, Any], size: int, seed: int, noise: f
     return {f: [np.ascontiguousarray(x[:size]) for x in getattr(res, f)] for f in FIELDS} | {"episode_returns": scores[complete]}
 
 
+def _episode_order(rows: int, num_envs: int, length: int, where: Path) -> np.ndarray:
+    """Row order that puts the replay buffer's interleaved episodes one after another.
+
+    The trainer steps ``num_envs`` copies in lockstep, so round ``k`` (``num_envs * length`` rows)
+    holds step ``t`` of copy ``e`` at row ``k * num_envs * length + t * num_envs + e`` (episodes of
+    the MPE tasks and HalfCheetah have a fixed length)."""
+    per_round = num_envs * length
+    if rows % per_round:
+        raise ValueError(f"{where}: {rows:,} replay rows are not whole rounds of {num_envs} x {length} steps")
+    idx = np.arange(rows)
+    rnd, within = idx // per_round, idx % per_round
+    return np.lexsort((within // num_envs, within % num_envs, rnd))
+
+
+def _check_continuity(buf: dict[str, np.ndarray], where: Path) -> None:
+    obs, nxt = buf["obs"], buf["next_obs"]
+    same = (obs[1:] == nxt[:-1]).all(axis=(1, 2))
+    if same.size and same.mean() < 0.5:
+        raise ValueError(f"{where}: replay rows do not form episodes after reordering (not a fixed-length run?)")
+
+
 def _expert_path(args: argparse.Namespace) -> Path | None:
     if args.expert is not None:
         return args.expert
@@ -252,8 +273,10 @@ def dataset(args: argparse.Namespace) -> None:
         rows = int(snap["replay_rows"])
         if int(st["size"]) < rows:
             raise ValueError(f"{state}: holds {st['size']:,} replay rows, fewer than the snapshot's {rows:,}")
+        order = _episode_order(rows, int(st["config"]["num_envs"]), spec.episode_length, state)
         first = max(0, rows - args.size) if args.size else 0
-        buf = {k: v[first:rows].numpy() for k, v in st["buffer"].items()}
+        buf = {k: v[:rows].numpy()[order][first:] for k, v in st["buffer"].items()}
+        _check_continuity(buf, state)
         data = {f: [np.ascontiguousarray(buf[f][:, i, : (spec.act_dims[i] if f == "actions" else spec.obs_dims[i])] if buf[f].ndim == 3 else buf[f][:, i])
                     for i in range(spec.num_agents)] for f in FIELDS}
         data["episode_returns"] = _episode_scores(data["rewards"], data["next_obs"], data["obs"], spec.score_mode, spec.episode_length)

@@ -89,6 +89,11 @@ def test_collect_train_and_all_tiers(tmp_path, capsys):
     # S_expert is the expert snapshot's noiseless return, the same in every tier
     assert files["random"].meta["s_expert"] == files["expert"].meta["s_expert"] == files["medium"].meta["s_expert"]
     assert files["medium"].meta["episode_returns"]["count"] == 12
+    # medium_replay rows are whole episodes one after another (the buffer interleaves 10 copies)
+    mr = files["medium_replay"]
+    cont = np.all([(mr.obs[i][1:] == mr.next_obs[i][:-1]).all(1) for i in range(3)], axis=0)
+    assert cont.sum() == mr.num_transitions - mr.num_transitions // 25
+    assert mr.meta["episode_returns"]["count"] == mr.num_transitions // 25
 
 
 def test_collect_dataset_is_deterministic_by_seed(tmp_path):
