@@ -12,7 +12,8 @@
 indexed with its score in ``DIR/snapshots.json``. Snapshots at return levels are copied to
 ``DIR/<level>.pt``: ``--levels NAME=RETURN`` keeps the first policy whose evaluation score
 reaches RETURN; without a ``medium`` level, ``medium.pt`` is the first policy reaching half the
-way from the first evaluation's score to the best one; ``expert.pt`` is the best policy.
+way from the uniform random policy's score (same evaluation episodes) to the best one;
+``expert.pt`` is the best policy.
 
 ``dataset`` writes one tier with :func:`~omar_lightning.data.format.save_dataset` (atomic,
 checksummed): ``random`` = uniform random actions (the existing collection); ``medium_replay`` =
@@ -145,14 +146,20 @@ def train(args: argparse.Namespace) -> None:
 
     start = time.perf_counter()
     trainer.train(args.steps, on_eval=on_eval, save_path=state, save_every=args.save_every, progress=not args.no_progress)
-    _final_levels(out, index, levels)
+    _final_levels(out, index, levels, trainer.cfg.eval_episodes, trainer.cfg.eval_seed)
     index["train_seconds"] = round(index.get("train_seconds", 0.0) + time.perf_counter() - start, 1)
     write_json(index_path, index)
     for name, info in sorted(index["levels"].items()):
         print(f"{name}: {out / info['file']} (score {info['score']:.2f}, from {info['from']})")
 
 
-def _final_levels(out: Path, index: dict[str, Any], wanted: dict[str, float]) -> None:
+def _random_score(task: str, env_kwargs: dict[str, Any], episodes: int, seed: int) -> float:
+    spec = task_spec(task, **env_kwargs)
+    policy = uniform_random_policy(np.random.default_rng(seed), max(spec.act_dims))
+    return float(score(run_episodes(lambda: make_env(task, **env_kwargs), policy, episodes, seed)).mean())
+
+
+def _final_levels(out: Path, index: dict[str, Any], wanted: dict[str, float], episodes: int, eval_seed: int) -> None:
     snaps = index["snapshots"]
     if not snaps:
         return
@@ -160,8 +167,10 @@ def _final_levels(out: Path, index: dict[str, Any], wanted: dict[str, float]) ->
     shutil.copyfile(out / best["file"], out / "expert.pt")
     index["levels"]["expert"] = {"file": "expert.pt", "from": best["file"], "score": best["score"], "target": "best"}
     if "medium" not in wanted:
-        half = snaps[0]["score"] + 0.5 * (best["score"] - snaps[0]["score"])
-        med = next(s for s in snaps if s["score"] >= half)
+        s_random = _random_score(index["task"], index["env_kwargs"], episodes, eval_seed)
+        index["random_score"] = s_random
+        half = s_random + 0.5 * (best["score"] - s_random)
+        med = next((s for s in snaps if s["score"] >= half), best)
         shutil.copyfile(out / med["file"], out / "medium.pt")
         index["levels"]["medium"] = {"file": "medium.pt", "from": med["file"], "score": med["score"], "target": f"half way ({half:.2f})"}
 
