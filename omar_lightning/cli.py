@@ -142,16 +142,28 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``omar`` console script.
 
     ``omar fit|validate|test ...`` run LightningCLI; ``omar evaluate ...`` evaluates a checkpoint
-    (:mod:`omar_lightning.evaluate_cli`). Bad settings, dataset files and checkpoints exit with one
-    line naming the setting or file (status 2); a diverged run exits with one line naming the
-    update and the loss (status 1), as does a failure to read or write a file (a full disk, a
-    permission).
+    (:mod:`omar_lightning.evaluate_cli`); ``omar collect train|dataset`` trains behaviour policies
+    and writes dataset tiers (:mod:`omar_lightning.collect_cli`); ``omar datasets list|info|verify``
+    inspects dataset files (:mod:`omar_lightning.datasets_cli`). Bad settings, dataset files and
+    checkpoints exit with one line naming the setting or file (status 2); a diverged run exits with
+    one line naming the update and the loss (status 1), as does a failure to read or write a file
+    (a full disk, a permission).
     """
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] == "evaluate":
         from omar_lightning.evaluate_cli import main as evaluate_main
 
         evaluate_main(args[1:])
+        return
+    if args and args[0] == "collect":
+        from omar_lightning.collect_cli import main as collect_main
+
+        collect_main(args[1:])
+        return
+    if args and args[0] == "datasets":
+        from omar_lightning.datasets_cli import main as datasets_main
+
+        datasets_main(args[1:])
         return
     try:
         _run(argv)

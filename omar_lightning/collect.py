@@ -25,6 +25,7 @@ from omar_lightning.envs.rollout import (
     score,
     uniform_random_policy,
 )
+from omar_lightning.envs.mpe_competitive import chase_policy
 from omar_lightning.envs.scripted import scripted_spread_actions
 
 __all__ = [
@@ -38,9 +39,19 @@ __all__ = [
 #: Episode seeds of :func:`collect_random_tier` start at ``(seed + 1) * COLLECT_SEED_STRIDE``.
 COLLECT_SEED_STRIDE = 1_000_000
 
-#: Task -> reference expert policy (``obs [A, E, obs_dim] -> actions [A, E, act_dim]``).
-EXPERT_POLICIES: dict[str, Policy] = {
-    "cooperative_navigation": scripted_spread_actions,
+def _chaser(task: str, env_kwargs: dict[str, Any]) -> Policy:
+    env = make_env(task, **env_kwargs)
+    env.close()
+    return lambda obs: chase_policy(obs, env)
+
+
+#: Task -> builder of the scripted reference expert policy
+#: (``env_kwargs -> policy(obs [A, E, obs_dim]) -> actions [A, E, act_dim]``). HalfCheetah has
+#: none: its S_expert comes from a trained behaviour policy (``omar collect``).
+EXPERT_POLICIES: dict[str, Callable[[dict[str, Any]], Policy]] = {
+    "cooperative_navigation": lambda env_kwargs: scripted_spread_actions,
+    "predator_prey": lambda env_kwargs: _chaser("predator_prey", env_kwargs),
+    "world": lambda env_kwargs: _chaser("world", env_kwargs),
 }
 
 
@@ -50,13 +61,17 @@ def _check_task(task: str) -> None:
         raise ValueError(f"unknown task {task!r}; known tasks: {known}")
 
 
-def expert_policy(task: str) -> Policy:
-    """The reference expert policy of ``task``."""
+def expert_policy(task: str, **env_kwargs: Any) -> Policy:
+    """The scripted reference expert policy of ``task``."""
     _check_task(task)
     try:
-        return EXPERT_POLICIES[task]
+        build = EXPERT_POLICIES[task]
     except KeyError:
-        raise ValueError(f"no reference expert policy for task {task!r}") from None
+        raise ValueError(
+            f"no scripted reference expert for task {task!r}: S_expert comes from a trained behaviour policy "
+            "('omar collect train', then 'omar collect dataset --policy SNAPSHOT')"
+        ) from None
+    return build(dict(env_kwargs))
 
 
 def _maker(task: str, env_kwargs: dict[str, Any]) -> Callable[[], Any]:
@@ -81,7 +96,7 @@ def reference_returns(
     rng = np.random.default_rng(seed)
     random_policy = uniform_random_policy(rng, max(spec.act_dims))
     s_random = float(score(run_episodes(make, random_policy, episodes, seed)).mean())
-    s_expert = float(score(run_episodes(make, expert_policy(task), episodes, seed)).mean())
+    s_expert = float(score(run_episodes(make, expert_policy(task, **env_kwargs), episodes, seed)).mean())
     return s_random, s_expert
 
 

@@ -69,7 +69,7 @@ def trained(tmp_path_factory):
         (["--model.refinement.sampler", "annealing"], "model.refinement.sampler: expected one of ['gaussian', 'cem', 'random'], got annealing"),
         (["--model.refinement.samples", "0"], "refinement.samples must be >= 1, got 0"),
         (["--model.hidden", "8"], "model: option 'hidden' is not accepted"),
-        (["--data.task", "chess"], "data.task: unknown task 'chess'; known tasks: cooperative_navigation"),
+        (["--data.task", "chess"], "data.task: unknown task 'chess'; known tasks: cooperative_navigation, halfcheetah_2x3, predator_prey, world"),
         (["--data.batch_size", "many"], "data.batch_size: expected a int, got many"),
         (["--data.batch_size", "0"], "data.batch_size must be >= 1, got 0"),
         (["--data.seed", "-1"], "data.seed must be >= 0, got -1"),

@@ -13,12 +13,18 @@ from typing import Any, Callable
 from pettingzoo import ParallelEnv
 
 from omar_lightning.envs.cooperative_navigation import CooperativeNavigation
+from omar_lightning.envs.halfcheetah import HalfCheetah2x3
+from omar_lightning.envs.mpe_competitive import PredatorPrey, World
 
-__all__ = ["TASKS", "TaskSpec", "make_env", "task_spec", "CooperativeNavigation"]
+__all__ = ["TASKS", "TaskSpec", "make_env", "task_spec", "CooperativeNavigation", "HalfCheetah2x3", "PredatorPrey", "World"]
 
-#: Task name -> constructor taking the task's keyword arguments.
+#: Task name -> constructor taking the task's keyword arguments. Cooperative navigation with
+#: N agents (N = 1..5) is ``cooperative_navigation`` with ``num_agents: N``.
 TASKS: dict[str, Callable[..., ParallelEnv]] = {
     "cooperative_navigation": CooperativeNavigation,
+    "predator_prey": PredatorPrey,
+    "world": World,
+    "halfcheetah_2x3": HalfCheetah2x3,
 }
 
 
@@ -57,6 +63,7 @@ class TaskSpec:
     obs_dims: list[int]
     act_dims: list[int]
     episode_length: int
+    score_mode: str = "mean"
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -71,7 +78,8 @@ def task_spec(task: str, **kwargs: Any) -> TaskSpec:
         names = list(env.possible_agents)
         obs_dims = [int(env.observation_space(a).shape[0]) for a in names]
         act_dims = [int(env.action_space(a).shape[0]) for a in names]
-        episode_length = int(getattr(env, "episode_length", getattr(env, "max_cycles")))
+        episode_length = int(env.episode_length if hasattr(env, "episode_length") else env.max_cycles)
+        score_mode = str(getattr(env, "score_mode", "mean"))
     finally:
         env.close()
     return TaskSpec(
@@ -80,5 +88,6 @@ def task_spec(task: str, **kwargs: Any) -> TaskSpec:
         obs_dims=obs_dims,
         act_dims=act_dims,
         episode_length=episode_length,
+        score_mode=score_mode,
         kwargs=dict(kwargs),
     )

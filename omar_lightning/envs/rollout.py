@@ -48,6 +48,7 @@ class RolloutResult:
     next_obs: list[np.ndarray] | None = None
     dones: list[np.ndarray] | None = None
     seeds: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    score_mode: str = "mean"
 
     @property
     def num_episodes(self) -> int:
@@ -58,14 +59,27 @@ class RolloutResult:
         return int(self.episode_lengths.sum())
 
 
-def score(result: RolloutResult) -> np.ndarray:
-    """Score of every episode: the mean over agents of their returns, ``[num_episodes]``.
+#: How an episode's score is read from its per-agent returns ``[num_episodes, A]``.
+SCORE_MODES = ("mean", "first")
 
-    With a reward shared by all agents this is each agent's return; with the official
-    cooperative-navigation reward (per-agent collision penalty) it is what the official
-    code reports (the mean of the agents' rewards, summed over the episode).
+
+def score(result: RolloutResult) -> np.ndarray:
+    """Score of every episode, ``[num_episodes]``, as the task defines it (``score_mode``,
+    taken from the environment's ``score_mode`` attribute by :func:`run_episodes`):
+
+    * ``"mean"``: the mean over agents of their returns. With a reward shared by all agents
+      this is each agent's return; with the official cooperative-navigation reward (per-agent
+      collision penalty) it is what the official code reports (the mean of the agents'
+      rewards, summed over the episode).
+    * ``"first"``: the first agent's return (predator-prey: the first predator, as the paper
+      reports).
     """
-    return np.asarray(result.episode_returns, dtype=np.float64).mean(axis=1)
+    returns = np.asarray(result.episode_returns, dtype=np.float64)
+    if result.score_mode == "first":
+        return returns[:, 0].copy()
+    if result.score_mode != "mean":
+        raise ValueError(f"score_mode must be one of {SCORE_MODES}, got {result.score_mode!r}")
+    return returns.mean(axis=1)
 
 
 def uniform_random_policy(rng: np.random.Generator, act_dim: int) -> Policy:
@@ -282,6 +296,7 @@ def _run(
         episode_lengths=lengths,
         agent_names=names,
         seeds=seed + np.arange(num_episodes, dtype=np.int64),
+        score_mode=str(getattr(env0, "score_mode", "mean")),
     )
     if record:
         order = [finished[k] for k in range(num_episodes)]

@@ -1,0 +1,335 @@
+"""``omar collect``: train MATD3 behaviour policies and write the dataset tiers.
+
+::
+
+    omar collect train --task T --steps N --out DIR [--levels medium=RETURN ...] [--seed S]
+    omar collect dataset --task T --tier {random,medium_replay,medium,expert} \\
+        [--policy SNAPSHOT] [--expert SNAPSHOT] --size N --out FILE [--seed S]
+
+``train`` runs :class:`~omar_lightning.online.matd3.MATD3Trainer` (resuming from
+``DIR/state.pt`` when it exists; ``--steps`` is the total to reach), evaluates the policy every
+``--eval-every`` steps and keeps every evaluated policy as ``DIR/snapshots/step_<steps>.pt``,
+indexed with its score in ``DIR/snapshots.json``. Snapshots at return levels are copied to
+``DIR/<level>.pt``: ``--levels NAME=RETURN`` keeps the first policy whose evaluation score
+reaches RETURN; without a ``medium`` level, ``medium.pt`` is the first policy reaching half the
+way from the uniform random policy's score (same evaluation episodes) to the best one;
+``expert.pt`` is the best policy.
+
+``dataset`` writes one tier with :func:`~omar_lightning.data.format.save_dataset` (atomic,
+checksummed): ``random`` = uniform random actions (the existing collection); ``medium_replay`` =
+the replay buffer rows collected up to the ``--policy`` snapshot (read from ``state.pt`` beside
+the snapshot's ``snapshots/`` folder); ``medium`` / ``expert`` = rollouts of ``--policy`` with its
+Gaussian exploration noise. ``S_random`` is the uniform random policy's mean score and
+``S_expert`` the ``--expert`` snapshot's (default: ``expert.pt`` beside ``--policy``) mean score
+without noise, over ``--reference-episodes`` episodes; the random tier without ``--expert`` uses
+the task's scripted reference expert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omar_lightning.collect import COLLECT_SEED_STRIDE, collect_random_tier, reference_returns
+from omar_lightning.data.format import FIELDS, OfflineDataset, save_dataset
+from omar_lightning.envs import TASKS, make_env, task_spec
+from omar_lightning.envs.rollout import run_episodes, score, uniform_random_policy
+
+TIERS = ("random", "medium_replay", "medium", "expert")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def _level(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"levels are NAME=RETURN (e.g. medium=300), got {text!r}") from None
+
+
+def _env_kwargs(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"--env-kwarg takes KEY=VALUE, got {item!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omar collect", description="Train behaviour policies and write dataset tiers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    tr = sub.add_parser("train", help="train MATD3 behaviour policies, keep snapshots at return levels")
+    tr.add_argument("--task", required=True, choices=sorted(TASKS))
+    tr.add_argument("--steps", required=True, type=_positive, help="total environment steps to reach (resumes from DIR/state.pt)")
+    tr.add_argument("--out", required=True, type=Path, help="output folder")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--levels", nargs="*", type=_level, default=[], help="NAME=RETURN: keep the first policy reaching RETURN as DIR/NAME.pt")
+    tr.add_argument("--eval-every", type=_positive, default=None, help="environment steps between evaluations")
+    tr.add_argument("--save-every", type=_positive, default=50_000, help="environment steps between saves of the training state")
+    tr.add_argument("--updates-per-step", type=float, default=None, help="gradient updates per environment step")
+    tr.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE")
+    tr.add_argument("--no-progress", action="store_true")
+    ds = sub.add_parser("dataset", help="write one dataset tier")
+    ds.add_argument("--task", required=True, choices=sorted(TASKS))
+    ds.add_argument("--tier", required=True, choices=TIERS)
+    ds.add_argument("--policy", type=Path, help="behaviour snapshot (medium_replay, medium, expert)")
+    ds.add_argument("--expert", type=Path, help="snapshot giving S_expert (default: expert.pt beside --policy)")
+    ds.add_argument("--size", type=_positive, default=None, help="transitions (default 1,000,000; medium_replay: all rows up to the snapshot)")
+    ds.add_argument("--out", required=True, type=Path)
+    ds.add_argument("--seed", type=int, default=0)
+    ds.add_argument("--noise", type=float, default=None, help="exploration noise of the rollouts (default: the snapshot's)")
+    ds.add_argument("--reference-episodes", type=_positive, default=200)
+    ds.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE")
+    ds.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+# ---------------------------------------------------------------------------- train
+def train(args: argparse.Namespace) -> None:
+    from omar_lightning.online.matd3 import TASK_DEFAULTS, MATD3Config, MATD3Trainer, write_json
+
+    out: Path = args.out
+    env_kwargs = _env_kwargs(args.env_kwarg)
+    state = out / "state.pt"
+    if state.exists():
+        trainer = MATD3Trainer.load(state)
+        if trainer.task != args.task or trainer.env_kwargs != env_kwargs or trainer.seed != args.seed:
+            raise ValueError(
+                f"{state}: holds a run of task {trainer.task!r} (env_kwargs {trainer.env_kwargs}, seed {trainer.seed}), "
+                f"not {args.task!r} ({env_kwargs}, seed {args.seed}); use another --out"
+            )
+        print(f"Resuming {state} at step {trainer.steps:,}")
+    else:
+        cfg = dict(TASK_DEFAULTS.get(args.task, {}))
+        if args.eval_every:
+            cfg["eval_every"] = args.eval_every
+        if args.updates_per_step:
+            cfg["updates_per_step"] = args.updates_per_step
+        rounds = MATD3Config(**cfg).num_envs * task_spec(args.task, **env_kwargs).episode_length
+        cfg["buffer_size"] = max(-(-args.steps // rounds) * rounds, cfg.get("batch_size", 1024))
+        trainer = MATD3Trainer(args.task, args.seed, env_kwargs, MATD3Config(**cfg))
+    index_path = out / "snapshots.json"
+    index = _read_json(index_path, {"task": args.task, "env_kwargs": env_kwargs, "seed": args.seed, "snapshots": [], "levels": {}})
+    levels = dict(index.get("wanted_levels", {}))
+    levels.update(dict(args.levels))
+    index["wanted_levels"] = levels
+
+    def on_eval(t: MATD3Trainer, s: float) -> None:
+        snap = t.snapshot(out / "snapshots" / f"step_{t.steps:09d}.pt", "snapshot", s)
+        index["snapshots"].append({"file": str(snap.relative_to(out)), "steps": t.steps, "updates": t.updates, "score": s, "replay_rows": t.size})
+        for name, target in levels.items():
+            if name not in index["levels"] and s >= target:
+                shutil.copyfile(snap, out / f"{name}.pt")
+                index["levels"][name] = {"file": f"{name}.pt", "from": str(snap.relative_to(out)), "score": s, "target": target}
+        write_json(index_path, index)
+
+    start = time.perf_counter()
+    trainer.train(args.steps, on_eval=on_eval, save_path=state, save_every=args.save_every, progress=not args.no_progress)
+    _final_levels(out, index, levels, trainer.cfg.eval_episodes, trainer.cfg.eval_seed)
+    index["train_seconds"] = round(index.get("train_seconds", 0.0) + time.perf_counter() - start, 1)
+    write_json(index_path, index)
+    for name, info in sorted(index["levels"].items()):
+        print(f"{name}: {out / info['file']} (score {info['score']:.2f}, from {info['from']})")
+
+
+def _random_score(task: str, env_kwargs: dict[str, Any], episodes: int, seed: int) -> float:
+    spec = task_spec(task, **env_kwargs)
+    policy = uniform_random_policy(np.random.default_rng(seed), max(spec.act_dims))
+    return float(score(run_episodes(lambda: make_env(task, **env_kwargs), policy, episodes, seed)).mean())
+
+
+def _final_levels(out: Path, index: dict[str, Any], wanted: dict[str, float], episodes: int, eval_seed: int) -> None:
+    snaps = index["snapshots"]
+    if not snaps:
+        return
+    best = max(snaps, key=lambda s: s["score"])
+    shutil.copyfile(out / best["file"], out / "expert.pt")
+    index["levels"]["expert"] = {"file": "expert.pt", "from": best["file"], "score": best["score"], "target": "best"}
+    if "medium" not in wanted:
+        s_random = _random_score(index["task"], index["env_kwargs"], episodes, eval_seed)
+        index["random_score"] = s_random
+        half = s_random + 0.5 * (best["score"] - s_random)
+        med = next((s for s in snaps if s["score"] >= half), best)
+        shutil.copyfile(out / med["file"], out / "medium.pt")
+        index["levels"]["medium"] = {"file": "medium.pt", "from": med["file"], "score": med["score"], "target": f"half way ({half:.2f})"}
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    import json
+
+    if path.exists():
+        return json.loads(path.read_text())
+    return default
+
+
+# ---------------------------------------------------------------------------- dataset
+def _stats(returns: np.ndarray) -> dict[str, Any]:
+    r = np.asarray(returns, dtype=np.float64)
+    if r.size == 0:
+        return {"mean": None, "std": None, "min": None, "max": None, "count": 0}
+    return {"mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "max": float(r.max()), "count": int(r.size)}
+
+
+def _episode_scores(rewards: list[np.ndarray], next_obs: list[np.ndarray], obs: list[np.ndarray], mode: str, length: int) -> np.ndarray:
+    """Scores of the whole episodes in episode-ordered rows (a new episode starts where obs != previous next_obs)."""
+    n = rewards[0].shape[0]
+    cont = np.ones(n, bool)
+    cont[0] = False
+    for o, no in zip(obs, next_obs):
+        cont[1:] &= (o[1:] == no[:-1]).all(1)
+    starts = np.flatnonzero(~cont)
+    r = np.stack(rewards, 1).astype(np.float64)  # [N, A]
+    per = np.add.reduceat(r, starts, axis=0)
+    ends = np.append(starts[1:], n)
+    whole = (ends - starts) == length
+    agg = per[:, 0] if mode == "first" else per.mean(1)
+    return agg[whole]
+
+
+def rollout_tier(task: str, snap: dict[str, Any], size: int, seed: int, noise: float, env_kwargs: dict[str, Any], progress: bool) -> dict[str, Any]:
+    """``size`` transitions of the snapshot's policy with Gaussian noise ``noise`` (whole episodes
+    seeded ``(seed + 1) * 1,000,000 + k``, cut to ``size`` rows)."""
+    from omar_lightning.online.matd3 import snapshot_policy
+
+    spec = task_spec(task, **env_kwargs)
+    policy = snapshot_policy(snap, noise, np.random.default_rng(seed))
+    n_episodes = -(-size // spec.episode_length)
+    res = run_episodes(lambda: make_env(task, **env_kwargs), policy, n_episodes, (seed + 1) * COLLECT_SEED_STRIDE, record=True, progress=progress)
+    if res.num_transitions < size:
+        raise RuntimeError(f"episodes ended early: {res.num_transitions} < {size} transitions")
+    scores = score(res)
+    complete = np.cumsum(res.episode_lengths) <= size
+    return {f: [np.ascontiguousarray(x[:size]) for x in getattr(res, f)] for f in FIELDS} | {"episode_returns": scores[complete]}
+
+
+def _episode_order(rows: int, num_envs: int, length: int, where: Path) -> np.ndarray:
+    """Row order that puts the replay buffer's interleaved episodes one after another.
+
+    The trainer steps ``num_envs`` copies in lockstep, so round ``k`` (``num_envs * length`` rows)
+    holds step ``t`` of copy ``e`` at row ``k * num_envs * length + t * num_envs + e`` (episodes of
+    the MPE tasks and HalfCheetah have a fixed length)."""
+    per_round = num_envs * length
+    if rows % per_round:
+        raise ValueError(f"{where}: {rows:,} replay rows are not whole rounds of {num_envs} x {length} steps")
+    idx = np.arange(rows)
+    rnd, within = idx // per_round, idx % per_round
+    return np.lexsort((within // num_envs, within % num_envs, rnd))
+
+
+def _check_continuity(buf: dict[str, np.ndarray], where: Path) -> None:
+    obs, nxt = buf["obs"], buf["next_obs"]
+    same = (obs[1:] == nxt[:-1]).all(axis=(1, 2))
+    if same.size and same.mean() < 0.5:
+        raise ValueError(f"{where}: replay rows do not form episodes after reordering (not a fixed-length run?)")
+
+
+def _expert_path(args: argparse.Namespace) -> Path | None:
+    if args.expert is not None:
+        return args.expert
+    if args.policy is not None:
+        cand = args.policy.parent / "expert.pt"
+        return cand if cand.exists() else None
+    return None
+
+
+def dataset(args: argparse.Namespace) -> None:
+    from omar_lightning.online.matd3 import load_snapshot, snapshot_policy
+
+    env_kwargs = _env_kwargs(args.env_kwarg)
+    spec = task_spec(args.task, **env_kwargs)
+    start = time.perf_counter()
+    progress = not args.no_progress
+    snap = None
+    if args.tier != "random":
+        if args.policy is None:
+            raise ValueError(f"--policy is required for tier {args.tier!r} (a snapshot from 'omar collect train')")
+        snap = load_snapshot(args.policy)
+        if snap["task"] != args.task or dict(snap["env_kwargs"]) != env_kwargs:
+            raise ValueError(f"{args.policy}: snapshot is for task {snap['task']!r} {snap['env_kwargs']}, not {args.task!r} {env_kwargs}")
+    noise = args.noise if args.noise is not None else (snap["exploration_noise"] if snap else 0.0)
+    if args.tier == "random":
+        size = args.size or 1_000_000
+        data = collect_random_tier(args.task, size, seed=args.seed, progress=progress, **env_kwargs)
+        behaviour = "uniform random actions in [-1, 1]"
+    elif args.tier == "medium_replay":
+        import torch
+
+        state = args.policy.parent.parent / "state.pt" if args.policy.parent.name == "snapshots" else args.policy.parent / "state.pt"
+        if not state.is_file():
+            raise FileNotFoundError(f"training state not found: {state} (medium_replay reads the replay buffer of the run that produced {args.policy})")
+        st = torch.load(state, weights_only=False)
+        rows = int(snap["replay_rows"])
+        if int(st["size"]) < rows:
+            raise ValueError(f"{state}: holds {st['size']:,} replay rows, fewer than the snapshot's {rows:,}")
+        order = _episode_order(rows, int(st["config"]["num_envs"]), spec.episode_length, state)
+        first = max(0, rows - args.size) if args.size else 0
+        buf = {k: v[:rows].numpy()[order][first:] for k, v in st["buffer"].items()}
+        _check_continuity(buf, state)
+        data = {f: [np.ascontiguousarray(buf[f][:, i, : (spec.act_dims[i] if f == "actions" else spec.obs_dims[i])] if buf[f].ndim == 3 else buf[f][:, i])
+                    for i in range(spec.num_agents)] for f in FIELDS}
+        data["episode_returns"] = _episode_scores(data["rewards"], data["next_obs"], data["obs"], spec.score_mode, spec.episode_length)
+        behaviour = f"MATD3 replay buffer rows {first:,}..{rows:,} (up to {args.policy.name})"
+    else:
+        size = args.size or 1_000_000
+        data = rollout_tier(args.task, snap, size, args.seed, noise, env_kwargs, progress)
+        behaviour = f"MATD3 snapshot {args.policy} with Gaussian noise {noise}"
+    # Reference returns.
+    ref_seed = 10_000
+    rng = np.random.default_rng(ref_seed)
+    make = lambda: make_env(args.task, **env_kwargs)  # noqa: E731
+    s_random = float(score(run_episodes(make, uniform_random_policy(rng, max(spec.act_dims)), args.reference_episodes, ref_seed)).mean())
+    expert = _expert_path(args)
+    if expert is not None:
+        esnap = load_snapshot(expert)
+        s_expert = float(score(run_episodes(make, snapshot_policy(esnap, 0.0, rng), args.reference_episodes, ref_seed)).mean())
+        ref = f"S_random: uniform random actions; S_expert: {expert} without noise ({args.reference_episodes} episodes each)"
+    elif args.tier == "random":
+        s_random, s_expert = reference_returns(args.task, episodes=args.reference_episodes, seed=ref_seed, **env_kwargs)
+        ref = f"S_random: uniform random actions; S_expert: the scripted reference expert ({args.reference_episodes} episodes each)"
+    else:
+        raise ValueError(f"no expert snapshot: give --expert (no expert.pt beside {args.policy})")
+    meta = {
+        "task": args.task, "tier": args.tier, "agent_names": list(spec.agent_names), "s_random": s_random, "s_expert": s_expert,
+        "reference": ref, "behaviour": behaviour, "env_kwargs": env_kwargs, "seed": args.seed,
+        "episode_returns": _stats(data["episode_returns"]), "generation_seconds": round(time.perf_counter() - start, 1),
+    }
+    if args.task == "halfcheetah_2x3":
+        from omar_lightning.envs.halfcheetah import simulator_versions
+
+        meta["simulator"] = simulator_versions()
+    out = save_dataset(args.out, OfflineDataset(**{f: data[f] for f in FIELDS}, meta=meta))
+    st = meta["episode_returns"]
+    mean = "n/a" if st["mean"] is None else f"{st['mean']:.2f} +- {st['std']:.2f}"
+    print(f"Wrote {out}: {len(data['obs'][0]):,} transitions, behaviour return {mean} over {st['count']} episodes, "
+          f"S_random={s_random:.2f}, S_expert={s_expert:.2f}, {meta['generation_seconds']} s")
+
+
+def main(argv: list[str]) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        (train if args.command == "train" else dataset)(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"omar collect: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,117 @@
+"""Two-agent HalfCheetah (MaMuJoCo ``HalfCheetah`` ``2x3``) on real MuJoCo.
+
+A thin PettingZoo ``ParallelEnv`` over gymnasium-robotics' ``mamujoco_v1.parallel_env``
+(``HalfCheetah-v5`` of gymnasium underneath): ``agent_0`` drives the back leg's 3 joints,
+``agent_1`` the front leg's, each observing its own joints and their nearest neighbours
+(``agent_obsk=1``, 12 numbers each); both get the same team reward (forward velocity minus
+0.1 times the squared action). Episodes are truncated after ``max_episode_steps`` (1000) steps
+and never terminate. The simulator is today's mujoco (see ``simulator_versions``): returns are
+not comparable with the MuJoCo 2.0 numbers of the paper; never mix datasets and reference
+returns from different simulator versions.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import warnings
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+__all__ = ["HalfCheetah2x3", "simulator_versions"]
+
+_RENDER_MODES = (None, "human", "rgb_array")
+
+
+def simulator_versions() -> dict[str, str]:
+    """Versions of the packages that determine HalfCheetah's dynamics."""
+    out = {}
+    for pkg in ("mujoco", "gymnasium", "gymnasium-robotics"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+            out[pkg] = "missing"
+    return out
+
+
+class HalfCheetah2x3(ParallelEnv):
+    """MaMuJoCo HalfCheetah 2x3: 2 agents, 3 joints each, shared team reward."""
+
+    metadata = {"render_modes": ["human", "rgb_array"], "is_parallelizable": True, "render_fps": 20}
+    score_mode = "mean"
+
+    def __init__(self, max_episode_steps: int = 1000, render_mode: str | None = None) -> None:
+        if isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, (int, np.integer)) or max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be an int >= 1, got {max_episode_steps!r}")
+        if render_mode not in _RENDER_MODES:
+            raise ValueError(f"render_mode must be one of {_RENDER_MODES}, got {render_mode!r}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from gymnasium_robotics import mamujoco_v1
+
+            self._env = mamujoco_v1.parallel_env("HalfCheetah", "2x3", render_mode=render_mode)
+        self.max_episode_steps = int(max_episode_steps)
+        self.render_mode = render_mode
+        self.possible_agents = list(self._env.possible_agents)
+        self.agents: list[str] = []
+        self.observation_spaces = {a: self._env.observation_space(a) for a in self.possible_agents}
+        self.action_spaces = {a: spaces.Box(-1.0, 1.0, shape=self._env.action_space(a).shape, dtype=np.float32) for a in self.possible_agents}
+        self._steps = 0
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Space:
+        return self.action_spaces[agent]
+
+    @property
+    def episode_length(self) -> int:
+        return self.max_episode_steps
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self._env.reset(seed=seed, options=options)
+        self._steps = 0
+        self.agents = self.possible_agents[:]
+        return {a: np.asarray(obs[a], dtype=np.float32) for a in self.possible_agents}, info
+
+    def step_forces(self, actions: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, bool, bool]:
+        """``actions [2, 3]`` in [-1, 1] -> ``(observations, rewards [2], terminated, truncated)``."""
+        if not self.agents:
+            raise RuntimeError("the episode is over (or never began): call reset() first")
+        actions = np.asarray(actions, dtype=np.float32)
+        if actions.shape != (2, 3) or not np.isfinite(actions).all():
+            raise ValueError(f"actions must be 2 x 3 finite numbers, got shape {actions.shape}")
+        acts = np.clip(actions, -1.0, 1.0)
+        obs, rew, term, trunc, _ = self._env.step({a: acts[i] for i, a in enumerate(self.possible_agents)})
+        self._steps += 1
+        terminated = bool(term[self.possible_agents[0]])
+        truncated = (not terminated) and (self._steps >= self.max_episode_steps or bool(trunc[self.possible_agents[0]]))
+        if terminated or truncated:
+            self.agents = []
+        obs_list = [np.asarray(obs[a], dtype=np.float32) for a in self.possible_agents]
+        return obs_list, np.array([float(rew[a]) for a in self.possible_agents]), terminated, truncated
+
+    def step(self, actions: dict[str, np.ndarray]):
+        missing = [n for n in self.possible_agents if n not in actions]
+        if missing:
+            raise KeyError(f"no action given for agents {missing}")
+        obs, rew, term, trunc = self.step_forces(np.stack([np.asarray(actions[a], dtype=np.float32).reshape(3) for a in self.possible_agents]))
+        names = self.possible_agents
+        return (
+            dict(zip(names, obs)),
+            {n: float(r) for n, r in zip(names, rew)},
+            {n: term for n in names},
+            {n: trunc for n in names},
+            {n: {} for n in names},
+        )
+
+    def state(self) -> np.ndarray:
+        return np.asarray(self._env.state(), dtype=np.float32)
+
+    def render(self) -> np.ndarray | None:
+        return self._env.render()
+
+    def close(self) -> None:
+        self._env.close()

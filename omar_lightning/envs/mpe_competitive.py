@@ -1,0 +1,363 @@
+"""Predator-prey (mpe2 ``simple_tag``) and world (mpe2 ``simple_world_comm``) as OMAR ran them.
+
+Only the adversaries learn; the other side (the prey of predator-prey, the two good agents of
+world) is driven inside the environment by a *fixed policy*, as in the paper where those agents
+run a pretrained policy shipped with the datasets. The fixed policy is pluggable: it is looked
+up by name in :data:`FIXED_POLICIES` (``register_fixed_policy`` adds one, for example a
+pretrained network); the name is an environment keyword argument, so it is stored in a
+dataset's ``env_kwargs`` and checked when training on it.
+
+The real mpe2 worlds are used unchanged (scenario, physics, observations, rewards; mpe2's
+``SimpleEnv._set_action`` handles the actions). What this module adds:
+
+* learning agents act with 2-D forces in ``[-1, 1]^2`` mapped by
+  :func:`~omar_lightning.envs.cooperative_navigation.force_to_mpe_action`; the world's leader
+  adds 4 communication numbers in ``[-1, 1]`` mapped to mpe2's ``[0, 1]`` by ``(c + 1) / 2``,
+  so its action has 6 entries and the others' 2 (heterogeneous action sizes);
+* the built-in fixed policies (:func:`flee_policy`, :func:`forage_flee_policy`), documented
+  below, and scripted chasers (:func:`chase_policy`) used as reference experts for
+  ``S_expert`` until trained ones exist;
+* ``dynamic_rescaling`` is off (it only changes drawing); episodes last ``max_cycles`` (25)
+  steps and never terminate early.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+from gymnasium import spaces
+from mpe2 import simple_tag_v3, simple_world_comm_v3
+from pettingzoo import ParallelEnv
+
+from omar_lightning.envs.cooperative_navigation import force_to_mpe_action
+
+__all__ = [
+    "FIXED_POLICIES",
+    "FixedPolicy",
+    "PredatorPrey",
+    "World",
+    "chase_policy",
+    "flee_policy",
+    "forage_flee_policy",
+    "register_fixed_policy",
+]
+
+#: ``policy(obs [n_fixed, obs_dim] float32, env) -> forces [n_fixed, 2]`` in [-1, 1].
+#: ``obs`` are the fixed agents' own mpe2 observations (one row per fixed agent).
+FixedPolicy = Callable[[np.ndarray, "MPECompetitive"], np.ndarray]
+
+#: Scripted flight: adversaries closer than this push the agent away.
+FLEE_RADIUS = 1.0
+#: Beyond this distance from the centre the agent is pulled back (mpe2 penalises leaving
+#: the unit square from 0.9 on).
+BOUND_RADIUS = 0.7
+_RENDER_MODES = (None, "human", "rgb_array")
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return np.where(n > 1e-9, v / np.maximum(n, 1e-9), 0.0)
+
+
+def _flee(pos: np.ndarray, vel: np.ndarray, adv_rel: np.ndarray, goal: np.ndarray | None = None) -> np.ndarray:
+    """Away from adversaries (weight 1/d within FLEE_RADIUS), back towards the centre when
+    outside BOUND_RADIUS, towards ``goal`` (relative) when no adversary is near; damped."""
+    d = np.linalg.norm(adv_rel, axis=-1)  # [n_adv]; unseen adversaries have rel (0, 0)
+    seen = (d > 1e-9) & (d < FLEE_RADIUS)
+    away = np.zeros(2)
+    if seen.any():
+        away = -(adv_rel[seen] / d[seen, None] ** 2).sum(0)
+    force = _unit(away) if seen.any() else np.zeros(2)
+    if goal is not None and not seen.any():
+        force = _unit(goal)
+    r = np.linalg.norm(pos)
+    if r > BOUND_RADIUS:
+        force = force - (r - BOUND_RADIUS) * 10.0 * pos / r
+    force = force - 0.3 * vel
+    return np.clip(force, -1.0, 1.0)
+
+
+def flee_policy(obs: np.ndarray, env: "MPECompetitive") -> np.ndarray:
+    """Scripted prey of predator-prey: run directly away from the predators.
+
+    The prey's mpe2 observation is ``[vel(2), pos(2), obstacles_rel(2 * n_obstacles),
+    others_rel(2 * (n_agents - 1)), good_others_vel]``, predators first among the others.
+    The force is the unit vector of ``-sum_j rel_j / |rel_j|^2`` over predators within
+    :data:`FLEE_RADIUS`, plus a pull back towards the centre beyond :data:`BOUND_RADIUS`
+    (gain 10 per unit of distance) and velocity damping 0.3, clipped to [-1, 1].
+    """
+    n_obst = env.num_obstacles
+    n_adv = env.num_learners
+    out = np.zeros((obs.shape[0], 2), dtype=np.float32)
+    for k, o in enumerate(obs):
+        rel = o[4 + 2 * n_obst : 4 + 2 * n_obst + 2 * n_adv].reshape(n_adv, 2)
+        out[k] = _flee(o[2:4], o[0:2], rel)
+    return out
+
+
+def forage_flee_policy(obs: np.ndarray, env: "MPECompetitive") -> np.ndarray:
+    """Scripted good agents of world: flee visible adversaries, otherwise go to the nearest food.
+
+    A good agent's mpe2 observation is ``[vel(2), pos(2), landmarks_rel(2 * (1 + food +
+    forests)), others_rel(2 * 5), in_forest(2), good_others_vel(2)]`` with the obstacle first,
+    then the food, then the forests, and adversaries (leader first) first among the others;
+    hidden agents appear at (0, 0). Flight as in :func:`flee_policy`; with no adversary
+    within :data:`FLEE_RADIUS` the agent heads for the nearest food.
+    """
+    n_adv = env.num_learners
+    out = np.zeros((obs.shape[0], 2), dtype=np.float32)
+    lm = 4 + 2 * (1 + env.num_food + env.num_forests)
+    for k, o in enumerate(obs):
+        food = o[6 : 6 + 2 * env.num_food].reshape(-1, 2)
+        goal = food[np.argmin(np.linalg.norm(food, axis=-1))]
+        rel = o[lm : lm + 2 * n_adv].reshape(n_adv, 2)
+        out[k] = _flee(o[2:4], o[0:2], rel, goal)
+    return out
+
+
+def chase_policy(obs: np.ndarray, env: "MPECompetitive") -> np.ndarray:
+    """Scripted predators (reference expert for ``S_expert``), batched over env copies.
+
+    ``obs [A, E, obs_dim]`` -> ``[A, E, act_dim]``: every adversary drives at the nearest
+    visible good agent, aiming a little ahead of it along its velocity, with damping (forces in
+    [-1, 1]); the leader's communication stays at -1 (mpe2's 0). Good agents hidden from an
+    adversary (rel (0, 0)) are ignored; with none visible it heads for the centre.
+    """
+    obs = np.asarray(obs, dtype=np.float64)
+    a, e = obs.shape[0], obs.shape[1]
+    out = np.zeros((a, e, max(env.act_dims)), dtype=np.float32)
+    out[:, :, 2:] = -1.0
+    ng = env.num_good
+    for i in range(a):
+        base = env.others_offset[i]
+        goods = obs[i, :, base + 2 * (env.num_agents_total - 1 - ng) : base + 2 * (env.num_agents_total - 1)]
+        goods = goods.reshape(e, ng, 2)
+        vel_base = base + 2 * (env.num_agents_total - 1)
+        gvel = obs[i, :, vel_base : vel_base + 2 * ng].reshape(e, ng, 2)
+        d = np.linalg.norm(goods, axis=-1)
+        d = np.where(d > 1e-9, d, np.inf)
+        j = np.argmin(d, axis=1)
+        target = goods[np.arange(e), j] + 0.3 * gvel[np.arange(e), j]
+        target = np.where(np.isfinite(d[np.arange(e), j])[:, None], target, -obs[i, :, 2:4])
+        force = 5.0 * target - 0.5 * obs[i, :, 0:2]
+        out[i, :, :2] = np.clip(force, -1.0, 1.0)
+    out[:, :, 2:] *= np.asarray(env.act_dims)[:, None, None] > 2  # only the leader speaks
+    return out
+
+
+#: Fixed (non-learning) policies by name; environment keyword arguments refer to these names.
+FIXED_POLICIES: dict[str, FixedPolicy] = {
+    "flee": flee_policy,
+    "forage_flee": forage_flee_policy,
+}
+
+
+def register_fixed_policy(name: str, policy: FixedPolicy) -> None:
+    """Make ``policy`` usable as ``prey_policy`` / ``good_policy`` under ``name``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a fixed policy needs a non-empty name, got {name!r}")
+    if not callable(policy):
+        raise ValueError(f"fixed policy {name!r} must be callable")
+    FIXED_POLICIES[name] = policy
+
+
+class MPECompetitive(ParallelEnv):
+    """An mpe2 world whose adversaries learn and whose good agents follow a fixed policy."""
+
+    metadata = {"render_modes": ["human", "rgb_array"], "is_parallelizable": True, "render_fps": 10}
+    #: How an episode's score is read from the per-agent returns ("mean" or "first").
+    score_mode = "mean"
+
+    def __init__(self, mpe_env: Any, fixed_policy: str, max_cycles: int, render_mode: str | None, setting: str) -> None:
+        if fixed_policy not in FIXED_POLICIES:
+            raise ValueError(f"{setting} must be one of {sorted(FIXED_POLICIES)}, got {fixed_policy!r}")
+        self.fixed_policy_name = fixed_policy
+        self._fixed_policy = FIXED_POLICIES[fixed_policy]
+        self.mpe_env = mpe_env
+        self.max_cycles = int(max_cycles)
+        self.render_mode = render_mode
+        self._world = mpe_env.world
+        self._scenario = mpe_env.scenario
+        agents = list(self._world.agents)
+        self._learners = [a for a in agents if a.adversary]
+        self._fixed = [a for a in agents if not a.adversary]
+        self._index = {a.name: i for i, a in enumerate(agents)}
+        self.num_learners = len(self._learners)
+        self.num_good = len(self._fixed)
+        self.num_agents_total = len(agents)
+        self.possible_agents = [a.name for a in self._learners]
+        self.agents: list[str] = []
+        self.act_dims = [2 if a.silent else 2 + self._world.dim_c for a in self._learners]
+        self.action_spaces = {
+            a.name: spaces.Box(-1.0, 1.0, shape=(d,), dtype=np.float32) for a, d in zip(self._learners, self.act_dims)
+        }
+        self.observation_spaces = {a.name: mpe_env.observation_space(a.name) for a in self._learners}
+        self._mpe_spaces = {a.name: mpe_env.action_space(a.name) for a in agents}
+        self._steps = 0
+
+    # spaces and properties
+    def observation_space(self, agent: str) -> spaces.Space:
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Space:
+        return self.action_spaces[agent]
+
+    @property
+    def world(self) -> Any:
+        return self._world
+
+    @property
+    def episode_length(self) -> int:
+        return self.max_cycles
+
+    def _obs(self, agents: list[Any]) -> list[np.ndarray]:
+        fn, world = self._scenario.observation, self._world
+        return [fn(a, world).astype(np.float32) for a in agents]
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
+        self.mpe_env.reset(seed=seed, options=options)
+        self._steps = 0
+        self.agents = self.possible_agents[:]
+        return dict(zip(self.possible_agents, self._obs(self._learners))), {n: {} for n in self.possible_agents}
+
+    def mpe_action(self, index: int, action: np.ndarray) -> np.ndarray:
+        """mpe2's continuous action of learning agent ``index`` for our action in [-1, 1]."""
+        a = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
+        move = force_to_mpe_action(a[:2])
+        if self.act_dims[index] == 2:
+            return move
+        return np.concatenate([move, (a[2 : self.act_dims[index]] + 1.0) / 2.0]).astype(np.float32)
+
+    def step_actions(self, actions: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray, bool, bool]:
+        """Array form of :meth:`step`: per learning agent actions in ``possible_agents`` order.
+
+        Returns ``(observations, rewards [A] float64, terminated, truncated)``.
+        """
+        if not self.agents:
+            raise RuntimeError("the episode is over (or never began): call reset() first")
+        if len(actions) != self.num_learners:
+            raise ValueError(f"expected actions for {self.num_learners} agents, got {len(actions)}")
+        env = self.mpe_env
+        for i, (agent, act) in enumerate(zip(self._learners, actions)):
+            act = np.asarray(act, dtype=np.float32).reshape(-1)
+            if act.shape[0] != self.act_dims[i] or not np.isfinite(act).all():
+                raise ValueError(f"action of {agent.name} must be {self.act_dims[i]} finite numbers, got {act}")
+            env.current_actions[self._index[agent.name]] = self.mpe_action(i, act)
+        if self._fixed:
+            forces = np.asarray(self._fixed_policy(np.stack(self._obs(self._fixed)), self), dtype=np.float32)
+            mpe = force_to_mpe_action(forces.reshape(len(self._fixed), 2))
+            for agent, act in zip(self._fixed, mpe):
+                env.current_actions[self._index[agent.name]] = act
+        env._execute_world_step()
+        rewards = np.array([env.rewards[a.name] for a in self._learners], dtype=np.float64)
+        self._steps += 1
+        env.steps = self._steps
+        truncated = self._steps >= self.max_cycles
+        terminated = (not truncated) and bool(self._scenario.is_terminal(self._world))
+        if truncated or terminated:
+            self.agents = []
+        if self.render_mode == "human":
+            self.render()
+        return self._obs(self._learners), rewards, terminated, truncated
+
+    def step_forces(self, forces: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, bool, bool]:
+        """``forces [A, act_dim]`` for all learning agents (equal action sizes only)."""
+        forces = np.asarray(forces, dtype=np.float32)
+        return self.step_actions([forces[i, : self.act_dims[i]] for i in range(self.num_learners)])
+
+    def step(self, actions: dict[str, np.ndarray]):
+        missing = [n for n in self.possible_agents if n not in actions]
+        if missing:
+            raise KeyError(f"no action given for agents {missing}")
+        obs, rew, term, trunc = self.step_actions([actions[n] for n in self.possible_agents])
+        names = self.possible_agents
+        return (
+            dict(zip(names, obs)),
+            {n: float(r) for n, r in zip(names, rew)},
+            {n: term for n in names},
+            {n: trunc for n in names},
+            {n: {} for n in names},
+        )
+
+    def state(self) -> np.ndarray:
+        return self.mpe_env.state()
+
+    def render(self) -> np.ndarray | None:
+        return self.mpe_env.render()
+
+    def close(self) -> None:
+        if self.render_mode is not None:
+            self.mpe_env.close()
+        else:
+            self.mpe_env.screen = None
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
+class PredatorPrey(MPECompetitive):
+    """mpe2 ``simple_tag_v3``: 3 slower predators (``adversary_*``, learning) chase 1 faster prey
+    (``agent_0``, fixed policy ``prey_policy``) around 2 obstacles; +10 to every predator for each
+    predator-prey collision. The episode score is the first predator's return (``score_mode``
+    "first"), as the paper reports.
+    """
+
+    score_mode = "first"
+
+    def __init__(
+        self,
+        num_adversaries: int = 3,
+        num_obstacles: int = 2,
+        max_cycles: int = 25,
+        prey_policy: str = "flee",
+        render_mode: str | None = None,
+    ) -> None:
+        num_adversaries = _check_int("num_adversaries", num_adversaries, 1)
+        self.num_obstacles = _check_int("num_obstacles", num_obstacles, 0)
+        max_cycles = _check_int("max_cycles", max_cycles, 1)
+        if render_mode not in _RENDER_MODES:
+            raise ValueError(f"render_mode must be one of {_RENDER_MODES}, got {render_mode!r}")
+        raw = simple_tag_v3.raw_env(
+            num_good=1,
+            num_adversaries=num_adversaries,
+            num_obstacles=self.num_obstacles,
+            max_cycles=max_cycles,
+            continuous_actions=True,
+            render_mode=render_mode,
+            dynamic_rescaling=False,
+        )
+        super().__init__(raw, prey_policy, max_cycles, render_mode, "prey_policy")
+        # Learner observation: [vel, pos, obstacles, others_rel(n-1), good_vel(1)].
+        self.others_offset = [4 + 2 * self.num_obstacles] * self.num_learners
+
+
+class World(MPECompetitive):
+    """mpe2 ``simple_world_comm_v3`` with its defaults: 4 slower adversaries learn (the leader
+    ``leadadversary_0``, whose action adds 4 communication numbers, and ``adversary_0..2``), 2
+    faster good agents follow the fixed policy ``good_policy``; 1 obstacle, 2 food, 2 forests.
+    The episode score is the mean over the learning agents' returns (their reward is shared).
+    """
+
+    def __init__(self, max_cycles: int = 25, good_policy: str = "forage_flee", render_mode: str | None = None) -> None:
+        max_cycles = _check_int("max_cycles", max_cycles, 1)
+        if render_mode not in _RENDER_MODES:
+            raise ValueError(f"render_mode must be one of {_RENDER_MODES}, got {render_mode!r}")
+        raw = simple_world_comm_v3.raw_env(
+            num_good=2,
+            num_adversaries=4,
+            num_obstacles=1,
+            num_food=2,
+            num_forests=2,
+            max_cycles=max_cycles,
+            continuous_actions=True,
+            render_mode=render_mode,
+            dynamic_rescaling=False,
+        )
+        self.num_food, self.num_forests = 2, 2
+        super().__init__(raw, good_policy, max_cycles, render_mode, "good_policy")
+        # Adversary observation: [vel, pos, landmarks(1 + food + forests), others_rel(5), good_vel(2), ...].
+        self.others_offset = [4 + 2 * (1 + self.num_food + self.num_forests)] * self.num_learners

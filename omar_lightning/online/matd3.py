@@ -1,0 +1,425 @@
+"""MATD3 behaviour policies trained online, for the medium-replay, medium and expert tiers.
+
+The paper's behaviour policies are MATD3 (Ackermann et al., 2019) with added noise. This
+trainer follows MATD3:
+
+* **centralized twin critics** (the MATD3 / MADDPG choice; the official OMAR repository builds
+  on maddpg-pytorch, whose critics are centralized): agent i's critics see all agents'
+  observations and the other agents' actions of the same joint transition
+  (:class:`~omar_lightning.nets.JointContext`), its own action last. ``centralized=False``
+  gives independent TD3 critics on ``(o_i, a_i)``. Policies are always decentralized;
+* target policy smoothing (``target_noise`` 0.2, clipped at ``target_noise_clip`` 0.5),
+  the minimum of the twin target critics, delayed actor and target updates
+  (``policy_delay`` 2), Gaussian exploration noise (``exploration_noise`` 0.1) on the tanh
+  actions, uniform random actions for the first ``start_steps`` environment steps;
+* the actor loss ``-Q1(o, [a_-i from the buffer, pi_i(o_i)]) + 1e-3 * mean(z_i^2)`` with ``z_i``
+  the pre-tanh output (maddpg-pytorch's policy regulariser; penalising only the tanh output lets
+  the actor saturate at the box corners), gradient-norm clipping (0.5) per agent, Adam, soft
+  target updates (``rho``).
+
+All agents are one ensemble (:mod:`omar_lightning.nets`) with BatchNorm on the input as in
+maddpg-pytorch: batch statistics in updates, running statistics when acting and evaluating. ``num_envs`` environment copies are stepped in lockstep; ``update_every``
+environment steps (summed over copies) are followed by ``update_every * updates_per_step``
+gradient updates. Training is deterministic for a seed and resumable: :meth:`MATD3Trainer.save`
+writes networks, optimizers, the replay buffer, RNG states and counters; the state is only saved
+between episodes (all copies reset together), so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from omar_lightning.envs import make_env, task_spec
+from omar_lightning.envs.rollout import run_episodes, score
+from omar_lightning.nets import Actor, JointContext, TwinCritic, clip_grad_norm_per_member_
+
+__all__ = ["MATD3Config", "MATD3Trainer", "load_snapshot", "snapshot_policy"]
+
+#: Environment episodes of a training run are seeded from here on (evaluation episodes use
+#: ``eval_seed``; datasets and reference returns use their own ranges).
+TRAIN_SEED_BASE = 50_000_000
+
+
+@dataclass
+class MATD3Config:
+    """Settings of :class:`MATD3Trainer` (MPE defaults: the official MPE network settings)."""
+
+    hidden_dim: int = 64
+    actor_lr: float = 0.01
+    critic_lr: float = 0.01
+    gamma: float = 0.95
+    rho: float = 0.01
+    batch_size: int = 1024
+    buffer_size: int = 1_000_000
+    start_steps: int = 10_000
+    update_every: int = 100
+    updates_per_step: float = 0.25
+    policy_delay: int = 2
+    exploration_noise: float = 0.1
+    target_noise: float = 0.2
+    target_noise_clip: float = 0.5
+    grad_clip: float = 0.5
+    action_l2: float = 1e-3
+    centralized: bool = True
+    input_norm: bool = True
+    num_envs: int = 10
+    eval_every: int = 25_000
+    eval_episodes: int = 20
+    eval_seed: int = 2_000_000
+
+    def validate(self) -> None:
+        for name in ("hidden_dim", "batch_size", "buffer_size", "update_every", "policy_delay", "num_envs", "eval_every", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("actor_lr", "critic_lr", "updates_per_step"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.gamma <= 1 or not 0 < self.rho <= 1:
+            raise ValueError(f"gamma must be in [0, 1] and rho in (0, 1], got {self.gamma}, {self.rho}")
+        if self.start_steps < 0 or self.exploration_noise < 0 or self.target_noise < 0:
+            raise ValueError("start_steps, exploration_noise and target_noise must be >= 0")
+
+
+#: Settings per task that differ from :class:`MATD3Config`'s defaults.
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "halfcheetah_2x3": dict(hidden_dim=256, actor_lr=3e-4, critic_lr=3e-4, gamma=0.99, rho=0.005, batch_size=256,
+                            start_steps=25_000, update_every=50, updates_per_step=1.0, num_envs=1, eval_every=20_000, eval_episodes=5),
+}
+
+
+class _VecEnv:
+    """``E`` copies of a task stepped in lockstep; per-agent arrays padded to the largest size."""
+
+    def __init__(self, task: str, env_kwargs: dict[str, Any], num_envs: int) -> None:
+        self.envs = [make_env(task, **env_kwargs) for _ in range(num_envs)]
+        env0 = self.envs[0]
+        self.names = list(env0.possible_agents)
+        self.obs_dims = [int(env0.observation_space(a).shape[0]) for a in self.names]
+        self.act_dims = [int(env0.action_space(a).shape[0]) for a in self.names]
+        self.fast = len(set(self.act_dims)) == 1 and callable(getattr(env0, "step_forces", None))
+
+    def _pad(self, obs_list: list[np.ndarray]) -> np.ndarray:
+        out = np.zeros((len(self.names), max(self.obs_dims)), dtype=np.float32)
+        for i, o in enumerate(obs_list):
+            out[i, : self.obs_dims[i]] = o
+        return out
+
+    def reset(self, e: int, seed: int) -> np.ndarray:
+        obs, _ = self.envs[e].reset(seed=seed)
+        return self._pad([obs[a] for a in self.names])
+
+    def step(self, e: int, act: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+        env = self.envs[e]
+        if self.fast:
+            nxt, rew, term, trunc = env.step_forces(act)
+            return self._pad(nxt), np.asarray(rew, dtype=np.float32), bool(term), bool(trunc)
+        o, r, te, tr, _ = env.step({a: act[i, : self.act_dims[i]] for i, a in enumerate(self.names)})
+        return (self._pad([o[a] for a in self.names]), np.array([r[a] for a in self.names], dtype=np.float32),
+                all(te.values()), all(tr.values()))
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+class MATD3Trainer:
+    """Online MATD3 on ``task``; see the module docstring."""
+
+    def __init__(self, task: str, seed: int = 0, env_kwargs: dict[str, Any] | None = None, config: MATD3Config | None = None) -> None:
+        self.task, self.seed, self.env_kwargs = task, int(seed), dict(env_kwargs or {})
+        cfg = config or MATD3Config(**TASK_DEFAULTS.get(task, {}))
+        cfg.validate()
+        self.cfg = cfg
+        spec = task_spec(task, **self.env_kwargs)
+        self.spec = spec
+        self.obs_dims, self.act_dims = list(spec.obs_dims), list(spec.act_dims)
+        A, do, da = spec.num_agents, max(self.obs_dims), max(self.act_dims)
+        self.A, self.do, self.da = A, do, da
+        torch.manual_seed(self.seed)
+        self.actor = Actor(self.obs_dims, self.act_dims, cfg.hidden_dim, input_norm=cfg.input_norm)
+        self.joint = JointContext(self.obs_dims, self.act_dims) if cfg.centralized else None
+        ctx = self.joint.dim if self.joint is not None else do
+        self.critic = TwinCritic(ctx, da, cfg.hidden_dim, A, input_norm=cfg.input_norm)
+        self.actor_target = Actor(self.obs_dims, self.act_dims, cfg.hidden_dim, input_norm=cfg.input_norm)
+        self.critic_target = TwinCritic(ctx, da, cfg.hidden_dim, A, input_norm=cfg.input_norm)
+        self.actor_target.load_state_dict(self.actor.state_dict())
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.torch_gen = torch.Generator().manual_seed(self.seed + 1)
+        self.rng = np.random.default_rng(self.seed)
+        n = cfg.buffer_size
+        self.buf = {
+            "obs": np.zeros((n, A, do), np.float32), "actions": np.zeros((n, A, da), np.float32),
+            "rewards": np.zeros((n, A), np.float32), "next_obs": np.zeros((n, A, do), np.float32),
+            "dones": np.zeros((n, A), np.float32),
+        }
+        self.size = 0  # rows written (the buffer never wraps: training stops when it is full)
+        self.steps = 0  # environment steps, summed over copies
+        self.updates = 0
+        self.episodes = 0  # episodes started
+        self.evaluations: list[dict[str, Any]] = []
+        self.act_mask = self.actor.act_mask[:, 0, :].numpy()  # [A, da]
+
+    # ------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, noise: float) -> np.ndarray:
+        """``obs [A, E, do]`` -> actions ``[A, E, da]`` with Gaussian noise, clipped to [-1, 1]."""
+        self.actor.eval()  # BatchNorm's running statistics when acting
+        a = self.actor(torch.as_tensor(obs)).numpy()
+        self.actor.train()
+        if noise > 0:
+            a = a + noise * self.rng.standard_normal(a.shape).astype(np.float32)
+        return (np.clip(a, -1.0, 1.0) * self.act_mask[:, None, :]).astype(np.float32)
+
+    # ------------------------------------------------------------------ learning
+    def _critic_input(self, obs: Tensor, act: Tensor) -> Tensor:
+        return self.joint(obs, act) if self.joint is not None else obs
+
+    def update(self) -> dict[str, float]:
+        cfg, g = self.cfg, self.torch_gen
+        idx = torch.randint(self.size, (cfg.batch_size,), generator=g).numpy()
+        b = {k: torch.from_numpy(v[idx]).transpose(0, 1).contiguous() for k, v in self.buf.items()}  # [A, B, ...]
+        mask = self.actor.act_mask
+        with torch.no_grad():
+            na = self.actor_target(b["next_obs"])
+            if cfg.target_noise > 0:
+                eps = (torch.randn(na.shape, generator=g) * cfg.target_noise).clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
+                na = ((na + eps).clamp(-1.0, 1.0)) * mask
+            q_next = self.critic_target(self._critic_input(b["next_obs"], na), na).min(0).values
+            y = b["rewards"] + cfg.gamma * (1.0 - b["dones"]) * q_next
+        q = self.critic(self._critic_input(b["obs"], b["actions"]), b["actions"])
+        critic_loss = ((q - y.unsqueeze(0)) ** 2).mean() * 2 * self.A  # sum over twins and agents of per-agent MSEs
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        clip_grad_norm_per_member_(list(self.critic.parameters()), 2 * self.A, self.A, cfg.grad_clip)
+        self.critic_opt.step()
+        self.updates += 1
+        out = {"critic_loss": float(critic_loss.detach()) / (2 * self.A)}
+        if self.updates % cfg.policy_delay == 0:
+            pre = self.actor.net(b["obs"])  # pre-tanh outputs
+            pi = torch.tanh(pre) * mask
+            q1 = self.critic.q1(self._critic_input(b["obs"], b["actions"]), pi)
+            actor_loss = -q1.mean() * self.A + cfg.action_l2 * (pre.pow(2) * mask).mean() * self.A
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            clip_grad_norm_per_member_(list(self.actor.parameters()), self.A, self.A, cfg.grad_clip)
+            self.actor_opt.step()
+            with torch.no_grad():
+                for net, tgt in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
+                    for p, tp in zip(net.parameters(), tgt.parameters()):
+                        tp.lerp_(p, cfg.rho)
+            out["actor_loss"] = float(actor_loss.detach()) / self.A
+        return out
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, episodes: int | None = None) -> float:
+        """Mean score of deterministic rollouts (no noise), episodes ``eval_seed + k``."""
+        n = episodes or self.cfg.eval_episodes
+        res = run_episodes(lambda: make_env(self.task, **self.env_kwargs), lambda o: self.act(o, 0.0), n, self.cfg.eval_seed,
+                           num_envs=min(10, n))
+        return float(score(res).mean())
+
+    # ------------------------------------------------------------------ training loop
+    def train(
+        self,
+        total_steps: int,
+        on_eval: Callable[["MATD3Trainer", float], None] | None = None,
+        save_path: str | os.PathLike | None = None,
+        save_every: int = 100_000,
+        progress: bool = True,
+    ) -> None:
+        """Train until at least ``total_steps`` environment steps (summed over copies) have been
+        taken; training stops between rounds (every copy plays whole episodes), so the count is
+        rounded up to a multiple of ``num_envs * episode_length`` and a resumed run continues
+        exactly as an uninterrupted one.
+
+        Every ``eval_every`` steps (at the next episode boundary) and at the end the policy is
+        evaluated and ``on_eval(trainer, score)`` called; every ``save_every`` steps and at the end the whole
+        state is written to ``save_path`` (atomically).
+        """
+        cfg = self.cfg
+        round_steps = cfg.num_envs * self.spec.episode_length
+        if self.steps + math.ceil(max(0, total_steps - self.steps) / round_steps) * round_steps > cfg.buffer_size:
+            raise ValueError(
+                f"steps ({total_steps:,}, rounded up to whole rounds of {round_steps} steps) must not exceed buffer_size "
+                f"({cfg.buffer_size:,}): the replay buffer never wraps"
+            )
+        venv = _VecEnv(self.task, self.env_kwargs, cfg.num_envs)
+        E = cfg.num_envs
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total_steps, initial=self.steps, desc=f"MATD3 {self.task}", unit="step")
+        next_eval = (self.steps // cfg.eval_every + 1) * cfg.eval_every
+        next_save = (self.steps // save_every + 1) * save_every
+        pending = 0.0
+        try:
+            while self.steps < total_steps:
+                # One round: every copy plays one whole episode (MPE and HalfCheetah episodes have a
+                # fixed length, so all copies end together; an early end restarts that copy).
+                obs = np.stack([venv.reset(e, TRAIN_SEED_BASE + self.seed * 1_000_000 + self.episodes + e) for e in range(E)], 1)
+                self.episodes += E
+                live = np.ones(E, bool)
+                while live.any():
+                    if self.steps < cfg.start_steps:
+                        act = self.rng.uniform(-1.0, 1.0, (self.A, E, self.da)).astype(np.float32) * self.act_mask[:, None, :]
+                    else:
+                        act = self.act(obs, cfg.exploration_noise)
+                    for e in np.flatnonzero(live):
+                        nxt, rew, term, trunc = venv.step(e, act[:, e])
+                        r = self.size
+                        self.buf["obs"][r], self.buf["actions"][r], self.buf["rewards"][r] = obs[:, e], act[:, e], rew
+                        self.buf["next_obs"][r], self.buf["dones"][r] = nxt, float(term)
+                        self.size += 1
+                        self.steps += 1
+                        obs[:, e] = nxt
+                        if term or trunc:
+                            live[e] = False
+                    if bar is not None:
+                        bar.update(int(self.steps - bar.n))
+                    if self.steps >= cfg.start_steps and self.size >= cfg.batch_size:
+                        pending += E * cfg.updates_per_step
+                        if self.steps % cfg.update_every < E:
+                            last = {}
+                            for _ in range(int(pending)):
+                                last = self.update()
+                            pending -= int(pending)
+                            if bar is not None and last:
+                                bar.set_postfix(critic=f"{last['critic_loss']:.3g}", refresh=False)
+                # Episode boundary: evaluate, save.
+                if self.steps >= next_eval or self.steps >= total_steps:
+                    s = self.evaluate()
+                    self.evaluations.append({"steps": self.steps, "updates": self.updates, "score": s})
+                    if bar is not None:
+                        bar.write(f"step {self.steps:>9,}: evaluation score {s:.2f} (updates {self.updates:,})")
+                    if on_eval is not None:
+                        on_eval(self, s)
+                    next_eval = (self.steps // cfg.eval_every + 1) * cfg.eval_every
+                if save_path is not None and (self.steps >= next_save or self.steps >= total_steps):
+                    self.save(save_path)
+                    next_save = (self.steps // save_every + 1) * save_every
+        finally:
+            if bar is not None:
+                bar.close()
+            venv.close()
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task, "seed": self.seed, "env_kwargs": self.env_kwargs, "config": asdict(self.cfg),
+            "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+            "actor_target": self.actor_target.state_dict(), "critic_target": self.critic_target.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+            "torch_gen": self.torch_gen.get_state(), "rng": self.rng.bit_generator.state,
+            "buffer": {k: torch.from_numpy(v[: self.size].copy()) for k, v in self.buf.items()},
+            "size": self.size, "steps": self.steps, "updates": self.updates, "episodes": self.episodes,
+            "evaluations": self.evaluations,
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the whole training state atomically to ``path``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            torch.save(self.state_dict(), tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "MATD3Trainer":
+        """Rebuild a trainer from :meth:`save`'s file, ready to continue training."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"training state not found: {path}")
+        try:
+            st = torch.load(path, weights_only=False)
+        except Exception as e:  # noqa: BLE001
+            raise ValueError(f"{path}: not a readable MATD3 training state: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+        t = cls(st["task"], st["seed"], st["env_kwargs"], MATD3Config(**st["config"]))
+        for name in ("actor", "critic", "actor_target", "critic_target", "actor_opt", "critic_opt"):
+            getattr(t, name).load_state_dict(st[name])
+        t.torch_gen.set_state(st["torch_gen"])
+        t.rng.bit_generator.state = st["rng"]
+        t.size = int(st["size"])
+        for k, v in st["buffer"].items():
+            t.buf[k][: t.size] = v.numpy()
+        t.steps, t.updates, t.episodes = int(st["steps"]), int(st["updates"]), int(st["episodes"])
+        t.evaluations = list(st["evaluations"])
+        return t
+
+    def snapshot(self, path: str | os.PathLike, level: str, score_value: float) -> Path:
+        """Save the current policy (actor weights and what rolling it out needs) to ``path``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "kind": "omar-matd3-policy", "task": self.task, "env_kwargs": self.env_kwargs, "level": level,
+            "obs_dims": self.obs_dims, "act_dims": self.act_dims, "hidden_dim": self.cfg.hidden_dim,
+            "input_norm": self.cfg.input_norm, "score": float(score_value), "steps": self.steps, "updates": self.updates, "replay_rows": self.size,
+            "exploration_noise": self.cfg.exploration_noise, "seed": self.seed,
+            "actor": {k: v.clone() for k, v in self.actor.state_dict().items()},
+        }
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            torch.save(data, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+
+def load_snapshot(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a policy snapshot written by :meth:`MATD3Trainer.snapshot`; the actor is rebuilt
+    under ``"module"``. Errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"policy snapshot not found: {path}")
+    try:
+        data = torch.load(path, weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"{path}: not a readable policy snapshot: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+    if not isinstance(data, dict) or data.get("kind") != "omar-matd3-policy":
+        raise ValueError(f"{path}: not an omar MATD3 policy snapshot (missing kind 'omar-matd3-policy')")
+    actor = Actor(data["obs_dims"], data["act_dims"], data["hidden_dim"], input_norm=bool(data.get("input_norm", True)))
+    actor.load_state_dict(data["actor"])
+    actor.eval()
+    data["module"] = actor
+    return data
+
+
+def snapshot_policy(snap: dict[str, Any], noise: float, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
+    """Batched rollout policy of a loaded snapshot with Gaussian action noise ``noise``."""
+    actor: nn.Module = snap["module"]
+    mask = actor.act_mask[:, 0, :].numpy()
+
+    @torch.no_grad()
+    def policy(obs: np.ndarray) -> np.ndarray:
+        a = actor(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+        if noise > 0:
+            a = a + noise * rng.standard_normal(a.shape).astype(np.float32)
+        return (np.clip(a, -1.0, 1.0) * mask[:, None, :]).astype(np.float32)
+
+    return policy
+
+
+def write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+

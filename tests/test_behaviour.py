@@ -1,0 +1,195 @@
+"""MATD3 behaviour policies and ``omar collect``: determinism, exact resume, tiers, interrupted writes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from omar_lightning.cli import main
+from omar_lightning.data import DatasetError, load_dataset
+from omar_lightning.online import MATD3Config, MATD3Trainer, load_snapshot
+
+TINY = dict(hidden_dim=16, batch_size=32, buffer_size=2000, start_steps=100, update_every=10, updates_per_step=0.5,
+            num_envs=2, eval_every=100, eval_episodes=2)
+
+
+def _params(t):
+    return torch.cat([p.detach().flatten() for p in list(t.actor.parameters()) + list(t.critic.parameters())])
+
+
+def test_matd3_is_deterministic_for_a_seed_and_learns_something():
+    runs = []
+    for seed in (0, 0, 1):
+        t = MATD3Trainer("cooperative_navigation", seed, config=MATD3Config(**TINY))
+        t.train(300, progress=False)
+        runs.append(t)
+    assert runs[0].steps == 300 and runs[0].updates > 50 and runs[0].size == 300
+    assert torch.equal(_params(runs[0]), _params(runs[1]))
+    assert runs[0].evaluations == runs[1].evaluations and len(runs[0].evaluations) == 3
+    assert not torch.equal(_params(runs[0]), _params(runs[2]))
+    # transitions in the buffer: actions in the box, padded slots zero, obs continue next_obs within an episode
+    buf = runs[0].buf
+    assert np.abs(buf["actions"][:300]).max() <= 1
+    assert np.array_equal(buf["obs"][2, :, :], buf["next_obs"][0, :, :])  # env copy 0 at step 0 then step 1
+
+
+def test_matd3_resume_equals_uninterrupted(tmp_path):
+    full = MATD3Trainer("cooperative_navigation", 3, config=MATD3Config(**TINY))
+    full.train(300, progress=False)
+    part = MATD3Trainer("cooperative_navigation", 3, config=MATD3Config(**TINY))
+    part.train(150, progress=False, save_path=tmp_path / "state.pt")
+    resumed = MATD3Trainer.load(tmp_path / "state.pt")
+    resumed.train(300, progress=False)
+    assert (resumed.steps, resumed.updates, resumed.size) == (full.steps, full.updates, full.size)
+    assert torch.equal(_params(resumed), _params(full))
+    # the piece that stopped at 150 evaluated its final policy too; otherwise the same history
+    assert [e for e in resumed.evaluations if e["steps"] != 150] == full.evaluations
+
+
+def test_matd3_heterogeneous_world_and_decentralized_critics():
+    t = MATD3Trainer("world", 0, config=MATD3Config(**{**TINY, "centralized": False, "num_envs": 1, "eval_every": 1000}))
+    t.train(150, progress=False)
+    assert t.updates > 0 and np.all(t.buf["actions"][:150, 1:, 2:] == 0) and np.any(t.buf["actions"][:150, 0, 2:] != 0)  # silent adversaries' padded action slots
+    with pytest.raises(ValueError, match="buffer_size"):
+        t.train(5000, progress=False)
+
+
+def _collect(argv, capsys=None):
+    main(["collect", *argv])
+
+
+def test_collect_train_and_all_tiers(tmp_path, capsys):
+    out = tmp_path / "run"
+    _collect(["train", "--task", "cooperative_navigation", "--steps", "500", "--out", str(out), "--eval-every", "250",
+              "--no-progress", "--levels", "low=-1000"])
+    for name in ("expert.pt", "medium.pt", "low.pt", "state.pt", "snapshots.json"):
+        assert (out / name).exists()
+    snap = load_snapshot(out / "expert.pt")
+    assert snap["task"] == "cooperative_navigation" and snap["replay_rows"] in (250, 500)
+    low = load_snapshot(out / "low.pt")
+    assert low["steps"] == 250  # the first evaluated policy reaches -1000
+    files = {}
+    for tier in ("random", "medium_replay", "medium", "expert"):
+        path = tmp_path / f"{tier}.npz"
+        policy = ["--policy", str(out / ("medium.pt" if tier in ("medium", "medium_replay") else "expert.pt"))] if tier != "random" else ["--expert", str(out / "expert.pt")]
+        _collect(["dataset", "--task", "cooperative_navigation", "--tier", tier, *policy, "--size", "300", "--out", str(path),
+                  "--reference-episodes", "4", "--no-progress"])
+        ds = load_dataset(path)
+        files[tier] = ds
+        assert ds.meta["tier"] == tier and ds.meta["s_expert"] != ds.meta["s_random"]
+    assert files["random"].num_transitions == 300 and files["expert"].num_transitions == 300
+    rows = load_snapshot(out / "medium.pt")["replay_rows"]
+    assert files["medium_replay"].num_transitions == min(300, rows)
+    # S_expert is the expert snapshot's noiseless return, the same in every tier
+    assert files["random"].meta["s_expert"] == files["expert"].meta["s_expert"] == files["medium"].meta["s_expert"]
+    assert files["medium"].meta["episode_returns"]["count"] == 12
+    # medium_replay rows are whole episodes one after another (the buffer interleaves 10 copies)
+    mr = files["medium_replay"]
+    cont = np.all([(mr.obs[i][1:] == mr.next_obs[i][:-1]).all(1) for i in range(3)], axis=0)
+    assert cont.sum() == mr.num_transitions - mr.num_transitions // 25
+    assert mr.meta["episode_returns"]["count"] == mr.num_transitions // 25
+
+
+def test_collect_dataset_is_deterministic_by_seed(tmp_path):
+    out = tmp_path / "run"
+    _collect(["train", "--task", "predator_prey", "--steps", "250", "--out", str(out), "--eval-every", "250", "--no-progress"])
+    paths = []
+    for k, seed in enumerate((0, 0, 1)):
+        p = tmp_path / f"e{k}.npz"
+        _collect(["dataset", "--task", "predator_prey", "--tier", "expert", "--policy", str(out / "expert.pt"), "--size", "100",
+                  "--seed", str(seed), "--out", str(p), "--reference-episodes", "30", "--no-progress"])
+        paths.append(load_dataset(p))
+    a, b, c = paths
+    assert a.meta["checksum"] == b.meta["checksum"] != c.meta["checksum"]
+
+
+def test_collect_errors_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        _collect(["dataset", "--task", "cooperative_navigation", "--tier", "medium", "--out", str(tmp_path / "x.npz")])
+    assert e.value.code == 2 and "--policy is required" in capsys.readouterr().err
+    (tmp_path / "bad.pt").write_bytes(b"nope")
+    with pytest.raises(SystemExit):
+        _collect(["dataset", "--task", "cooperative_navigation", "--tier", "medium", "--policy", str(tmp_path / "bad.pt"), "--out", str(tmp_path / "x.npz")])
+    err = capsys.readouterr().err
+    assert "bad.pt: not a readable policy snapshot" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit):
+        _collect(["dataset", "--task", "halfcheetah_2x3", "--tier", "random", "--size", "10", "--out", str(tmp_path / "h.npz"),
+                  "--reference-episodes", "1", "--no-progress"])
+    assert "no scripted reference expert for task 'halfcheetah_2x3'" in capsys.readouterr().err
+    assert not (tmp_path / "x.npz").exists() and not (tmp_path / "h.npz").exists()
+
+
+def test_write_that_raises_midway_leaves_no_dataset(tmp_path, monkeypatch):
+    import zipfile
+
+    from omar_lightning.data import format as fmt
+
+    real = zipfile.ZipFile.writestr
+    calls = {"n": 0}
+
+    def failing(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError("disk full")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", failing)
+    monkeypatch.setattr(zipfile.ZipFile, "open", _failing_open(zipfile.ZipFile.open, calls))
+    out = tmp_path / "r.npz"
+    with pytest.raises(OSError, match="disk full"):
+        main(["collect", "dataset", "--task", "cooperative_navigation", "--tier", "random", "--size", "200", "--out", str(out),
+              "--reference-episodes", "2", "--no-progress"])
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert fmt  # the writer is save_dataset's
+
+
+def _failing_open(real, calls):
+    def open_(self, name, mode="r", *a, **k):
+        if mode == "w":
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise OSError("disk full")
+        return real(self, name, mode, *a, **k)
+
+    return open_
+
+
+def test_killed_collection_leaves_no_file_that_loads(tmp_path):
+    """SIGKILL during a long write: the target never appears; a leftover temporary file is hidden,
+    named *.tmp, and does not load as a dataset."""
+    out = tmp_path / "big.npz"
+    code = (
+        "import numpy as np, time, zipfile\n"
+        "from omar_lightning.data import OfflineDataset, save_dataset\n"
+        "real = zipfile.ZipFile.open\n"
+        "def slow(self, name, mode='r', *a, **k):\n"
+        "    if mode == 'w' and 'agent_1' in name:\n"
+        "        print('writing', flush=True); time.sleep(60)\n"
+        "    return real(self, name, mode, *a, **k)\n"
+        "zipfile.ZipFile.open = slow\n"
+        "n = 50000\n"
+        "f = lambda *s: np.ones(s, np.float32)\n"
+        "ds = OfflineDataset(obs=[f(n, 18)] * 3, actions=[f(n, 2) * 0.5] * 3, rewards=[f(n)] * 3, next_obs=[f(n, 18)] * 3,\n"
+        "    dones=[np.zeros(n, np.float32)] * 3, meta={'task': 'cooperative_navigation', 'tier': 'random',\n"
+        "    'agent_names': ['agent_0', 'agent_1', 'agent_2'], 's_random': 0.0, 's_expert': 1.0, 'env_kwargs': {}})\n"
+        f"save_dataset({str(out)!r}, ds)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        time.sleep(0.2)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not out.exists()
+    leftovers = list(tmp_path.iterdir())
+    assert leftovers and all(p.name.startswith(".") and p.name.endswith(".tmp") for p in leftovers)
+    for p in leftovers:
+        with pytest.raises(DatasetError):
+            load_dataset(p)
