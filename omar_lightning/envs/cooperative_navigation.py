@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from mpe2 import simple_spread_v3
-from pettingzoo import ParallelEnv
+
+from omar_lightning.envs.base import MPETableEnv
 
 __all__ = [
     "CooperativeNavigation",
@@ -114,7 +115,7 @@ def paper_reward(world: Any) -> np.ndarray:
     )
 
 
-class CooperativeNavigation(ParallelEnv):
+class CooperativeNavigation(MPETableEnv):
     """N agents must cover N landmarks without colliding (mpe2 ``simple_spread_v3``).
 
     Agents are named ``agent_0 .. agent_{N-1}``. Each takes a 2-D force in ``[-1, 1]^2``
@@ -218,12 +219,6 @@ class CooperativeNavigation(ParallelEnv):
         self._steps = 0
 
     # ------------------------------------------------------------------ spaces
-    def observation_space(self, agent: str) -> spaces.Space:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Space:
-        return self.action_spaces[agent]
-
     @property
     def world(self) -> Any:
         """mpe2's ``World`` (entities, physics state)."""
@@ -313,33 +308,5 @@ class CooperativeNavigation(ParallelEnv):
     ]:
         if not self.agents:
             raise RuntimeError("the episode is over (or never began): call reset() first")
-        missing = [name for name in self.possible_agents if name not in actions]
-        if missing:
-            raise KeyError(f"no action given for agents {missing}")
-        forces = np.stack(
-            [np.asarray(actions[n], dtype=np.float32).reshape(2) for n in self.possible_agents]
-        )
-        obs, rewards, terminated, truncated = self.step_forces(forces)
-        names = self.possible_agents
-        return (
-            dict(zip(names, obs)),
-            {name: float(r) for name, r in zip(names, rewards)},
-            {name: terminated for name in names},
-            {name: truncated for name in names},
-            {name: {} for name in names},
-        )
-
-    def state(self) -> np.ndarray:
-        """Global state: all agents' observations concatenated (mpe2's ``state()``)."""
-        return self.mpe_env.state()
-
-    def render(self) -> np.ndarray | None:
-        return self.mpe_env.render()
-
-    def close(self) -> None:
-        # mpe2's close() calls pygame.quit(), which would also tear down the display of any
-        # other environment that is rendering; only do it when this one rendered.
-        if self.render_mode is not None:
-            self.mpe_env.close()
-        else:
-            self.mpe_env.screen = None
+        forces = np.stack([np.asarray(a, dtype=np.float32).reshape(2) for a in self.ordered_actions(actions)])
+        return self.parallel_result(*self.step_forces(forces))

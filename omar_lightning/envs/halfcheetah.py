@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
+
+from omar_lightning.envs.base import TableEnv
 
 __all__ = ["HalfCheetah2x3", "simulator_versions"]
 
@@ -36,7 +37,7 @@ def simulator_versions() -> dict[str, str]:
     return out
 
 
-class HalfCheetah2x3(ParallelEnv):
+class HalfCheetah2x3(TableEnv):
     """MaMuJoCo HalfCheetah 2x3: 2 agents, 3 joints each, shared team reward."""
 
     metadata = {"render_modes": ["human", "rgb_array"], "is_parallelizable": True, "render_fps": 20}
@@ -59,12 +60,6 @@ class HalfCheetah2x3(ParallelEnv):
         self.observation_spaces = {a: self._env.observation_space(a) for a in self.possible_agents}
         self.action_spaces = {a: spaces.Box(-1.0, 1.0, shape=self._env.action_space(a).shape, dtype=np.float32) for a in self.possible_agents}
         self._steps = 0
-
-    def observation_space(self, agent: str) -> spaces.Space:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Space:
-        return self.action_spaces[agent]
 
     @property
     def episode_length(self) -> int:
@@ -94,18 +89,8 @@ class HalfCheetah2x3(ParallelEnv):
         return obs_list, np.array([float(rew[a]) for a in self.possible_agents]), terminated, truncated
 
     def step(self, actions: dict[str, np.ndarray]):
-        missing = [n for n in self.possible_agents if n not in actions]
-        if missing:
-            raise KeyError(f"no action given for agents {missing}")
-        obs, rew, term, trunc = self.step_forces(np.stack([np.asarray(actions[a], dtype=np.float32).reshape(3) for a in self.possible_agents]))
-        names = self.possible_agents
-        return (
-            dict(zip(names, obs)),
-            {n: float(r) for n, r in zip(names, rew)},
-            {n: term for n in names},
-            {n: trunc for n in names},
-            {n: {} for n in names},
-        )
+        forces = np.stack([np.asarray(a, dtype=np.float32).reshape(3) for a in self.ordered_actions(actions)])
+        return self.parallel_result(*self.step_forces(forces))
 
     def state(self) -> np.ndarray:
         return np.asarray(self._env.state(), dtype=np.float32)

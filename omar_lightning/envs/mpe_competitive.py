@@ -28,7 +28,8 @@ from typing import Any, Callable
 import numpy as np
 from gymnasium import spaces
 from mpe2 import simple_tag_v3, simple_world_comm_v3
-from pettingzoo import ParallelEnv
+
+from omar_lightning.envs.base import MPETableEnv
 
 from omar_lightning.envs.cooperative_navigation import force_to_mpe_action
 
@@ -162,7 +163,7 @@ def register_fixed_policy(name: str, policy: FixedPolicy) -> None:
     FIXED_POLICIES[name] = policy
 
 
-class MPECompetitive(ParallelEnv):
+class MPECompetitive(MPETableEnv):
     """An mpe2 world whose adversaries learn and whose good agents follow a fixed policy."""
 
     metadata = {"render_modes": ["human", "rgb_array"], "is_parallelizable": True, "render_fps": 10}
@@ -197,12 +198,6 @@ class MPECompetitive(ParallelEnv):
         self._steps = 0
 
     # spaces and properties
-    def observation_space(self, agent: str) -> spaces.Space:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Space:
-        return self.action_spaces[agent]
-
     @property
     def world(self) -> Any:
         return self._world
@@ -267,30 +262,7 @@ class MPECompetitive(ParallelEnv):
         return self.step_actions([forces[i, : self.act_dims[i]] for i in range(self.num_learners)])
 
     def step(self, actions: dict[str, np.ndarray]):
-        missing = [n for n in self.possible_agents if n not in actions]
-        if missing:
-            raise KeyError(f"no action given for agents {missing}")
-        obs, rew, term, trunc = self.step_actions([actions[n] for n in self.possible_agents])
-        names = self.possible_agents
-        return (
-            dict(zip(names, obs)),
-            {n: float(r) for n, r in zip(names, rew)},
-            {n: term for n in names},
-            {n: trunc for n in names},
-            {n: {} for n in names},
-        )
-
-    def state(self) -> np.ndarray:
-        return self.mpe_env.state()
-
-    def render(self) -> np.ndarray | None:
-        return self.mpe_env.render()
-
-    def close(self) -> None:
-        if self.render_mode is not None:
-            self.mpe_env.close()
-        else:
-            self.mpe_env.screen = None
+        return self.parallel_result(*self.step_actions(self.ordered_actions(actions)))
 
 
 def _check_int(name: str, value: Any, low: int) -> int:

@@ -344,12 +344,7 @@ class MATD3Trainer:
     def load(cls, path: str | os.PathLike) -> "MATD3Trainer":
         """Rebuild a trainer from :meth:`save`'s file, ready to continue training."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"training state not found: {path}")
-        try:
-            st = torch.load(path, weights_only=False)
-        except Exception as e:  # noqa: BLE001
-            raise ValueError(f"{path}: not a readable MATD3 training state: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+        st = _load_file(path, "training state", "MATD3 training state", weights_only=False)
         t = cls(st["task"], st["seed"], st["env_kwargs"], MATD3Config(**st["config"]))
         for name in ("actor", "critic", "actor_target", "critic_target", "actor_opt", "critic_opt"):
             getattr(t, name).load_state_dict(st[name])
@@ -382,16 +377,22 @@ class MATD3Trainer:
         return path
 
 
+def _load_file(path: Path, name: str, kind: str, weights_only: bool) -> Any:
+    """torch.load ``path``; FileNotFoundError or a one-line ValueError naming the file otherwise."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{name} not found: {path}")
+    try:
+        return torch.load(path, weights_only=weights_only)
+    except Exception as e:  # noqa: BLE001
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: not a readable {kind}: {reason}") from None
+
+
 def load_snapshot(path: str | os.PathLike) -> dict[str, Any]:
     """Read a policy snapshot written by :meth:`MATD3Trainer.snapshot`; the actor is rebuilt
     under ``"module"``. Errors name the file."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"policy snapshot not found: {path}")
-    try:
-        data = torch.load(path, weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{path}: not a readable policy snapshot: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+    data = _load_file(path, "policy snapshot", "policy snapshot", weights_only=True)
     if not isinstance(data, dict) or data.get("kind") != "omar-matd3-policy":
         raise ValueError(f"{path}: not an omar MATD3 policy snapshot (missing kind 'omar-matd3-policy')")
     actor = Actor(data["obs_dims"], data["act_dims"], data["hidden_dim"], input_norm=bool(data.get("input_norm", True)))

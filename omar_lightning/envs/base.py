@@ -1,0 +1,62 @@
+"""What the task environments share: PettingZoo's dict API on top of list-based stepping."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+
+class TableEnv(ParallelEnv):
+    """A ParallelEnv whose spaces live in ``observation_spaces`` / ``action_spaces`` dicts."""
+
+    observation_spaces: dict[str, spaces.Space]
+    action_spaces: dict[str, spaces.Space]
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Space:
+        return self.action_spaces[agent]
+
+    def ordered_actions(self, actions: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The actions of ``possible_agents`` in order; KeyError naming any agent left out."""
+        missing = [n for n in self.possible_agents if n not in actions]
+        if missing:
+            raise KeyError(f"no action given for agents {missing}")
+        return [actions[n] for n in self.possible_agents]
+
+    def parallel_result(self, obs: Sequence[np.ndarray], rewards: Sequence[float], terminated: bool, truncated: bool) -> tuple[dict, dict, dict, dict, dict[str, dict[str, Any]]]:
+        """PettingZoo's (obs, rewards, terminations, truncations, infos) dicts of one joint step."""
+        names = self.possible_agents
+        return (
+            dict(zip(names, obs)),
+            {n: float(r) for n, r in zip(names, rewards)},
+            {n: terminated for n in names},
+            {n: truncated for n in names},
+            {n: {} for n in names},
+        )
+
+
+class MPETableEnv(TableEnv):
+    """A TableEnv driving an mpe2 env held in ``mpe_env``."""
+
+    mpe_env: Any
+    render_mode: str | None
+
+    def state(self) -> np.ndarray:
+        """Global state: all agents' observations concatenated (mpe2's ``state()``)."""
+        return self.mpe_env.state()
+
+    def render(self) -> np.ndarray | None:
+        return self.mpe_env.render()
+
+    def close(self) -> None:
+        # mpe2's close() calls pygame.quit(), which would also tear down the display of any
+        # other environment that is rendering; only do it when this one rendered.
+        if self.render_mode is not None:
+            self.mpe_env.close()
+        else:
+            self.mpe_env.screen = None
