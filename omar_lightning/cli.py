@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     ``omar fit|validate|test ...`` run LightningCLI; ``omar evaluate ...`` evaluates a checkpoint
     (:mod:`omar_lightning.evaluate_cli`); ``omar collect train|dataset`` trains behaviour policies
     and writes dataset tiers (:mod:`omar_lightning.collect_cli`); ``omar datasets list|info|verify``
-    inspects dataset files (:mod:`omar_lightning.datasets_cli`). Bad settings, dataset files and
+    inspects dataset files (:mod:`omar_lightning.datasets_cli`); ``omar reproduce STUDY`` and
+    ``omar report`` rerun the paper's studies and rebuild docs/results.md (:mod:`omar_lightning.reproduce`). Bad settings, dataset files and
     checkpoints exit with one line naming the setting or file (status 2); a diverged run exits with
     one line naming the update and the loss (status 1), as does a failure to read or write a file
     (a full disk, a permission).
@@ -159,6 +160,11 @@ def main(argv: list[str] | None = None) -> None:
         from omar_lightning.collect_cli import main as collect_main
 
         collect_main(args[1:])
+        return
+    if args and args[0] in ("reproduce", "report"):
+        from omar_lightning.reproduce.cli import report_main, reproduce_main
+
+        (reproduce_main if args[0] == "reproduce" else report_main)(args[1:])
         return
     if args and args[0] == "datasets":
         from omar_lightning.datasets_cli import main as datasets_main

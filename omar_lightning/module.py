@@ -63,6 +63,8 @@ class OMAR(LightningModule):
         action_l2: weight of mean(pi(o)^2) in the actor loss.
         input_norm: BatchNorm1d on network inputs.
         max_updates: gradient updates (of all agents) before training stops.
+        actor_updates: actor gradient steps per update, each on the same minibatch against the
+            updated critics (the paper's Table 2 runs MA-CQL with 1, 5 and 20).
         centralized: centralized critics (MATD3 style, Table 5): agent i's critics see every
             agent's observation and action of the same joint transition (the other agents' actions
             from the data, next actions from their target policies); policies stay decentralized.
@@ -90,6 +92,7 @@ class OMAR(LightningModule):
         action_l2: float = 1e-3,
         input_norm: bool = True,
         max_updates: int = 2000,
+        actor_updates: int = 1,
         centralized: bool = False,
     ) -> None:
         super().__init__()
@@ -109,6 +112,7 @@ class OMAR(LightningModule):
         _check("action_l2", 0 <= action_l2 < math.inf, action_l2, "finite and >= 0")
         _check("hidden_dim", hidden_dim >= 1, hidden_dim, ">= 1")
         _check("max_updates", max_updates >= 1, max_updates, ">= 1")
+        _check("actor_updates", actor_updates >= 1, actor_updates, ">= 1")
         _check("grad_clip", 0 <= grad_clip < math.inf, grad_clip, "finite and >= 0")
         if isinstance(refinement, dict):
             refinement = Refinement(**refinement)
@@ -219,8 +223,9 @@ class OMAR(LightningModule):
             self.untoggle_optimizer(critic_opt)
             metrics.update(critic_metrics, **{"critic/loss": loss_c.detach() / self.num_agents})
         self.toggle_optimizer(actor_opt)
-        loss_a, actor_metrics = self.actor_objective(batch["obs"], batch["actions"])
-        self._step(actor_opt, loss_a, self.actor.net.members)
+        for _ in range(self.hparams.actor_updates):
+            loss_a, actor_metrics = self.actor_objective(batch["obs"], batch["actions"])
+            self._step(actor_opt, loss_a, self.actor.net.members)
         self.untoggle_optimizer(actor_opt)
         metrics.update(actor_metrics)
 

@@ -146,27 +146,46 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
+def _read_meta(zf: zipfile.ZipFile, where: str) -> tuple[dict[str, Any], dict[str, zipfile.ZipInfo]]:
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in zf.infolist():
+        if not info.filename.endswith(".npy"):
+            raise DatasetError(f"{where}: unexpected entry {info.filename!r}; not an omar-lightning dataset")
+        key = info.filename[: -len(".npy")]
+        if key in members:
+            raise DatasetError(f"{where}: entry {key!r} appears twice (file damaged?)")
+        members[key] = info
+    if "metadata" not in members:
+        raise DatasetError(f"{where}: no 'metadata' entry; not an omar-lightning dataset")
+    raw = _read_member(zf, members["metadata"], "metadata", where)
+    if raw.dtype.kind != "U" or raw.ndim != 0:
+        raise DatasetError(f"{where}: 'metadata' must be a 0-d string holding JSON, got {raw.dtype} of shape {raw.shape}")
+    try:
+        meta = json.loads(str(raw[()]))
+    except ValueError as e:
+        raise DatasetError(f"{where}: 'metadata' is not valid JSON: {e}") from None
+    _check_meta(meta, where)
+    return meta, members
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata of a dataset file (checksum, S_random, S_expert, sizes) without reading its arrays."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"dataset file not found: {path}")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return _read_meta(zf, str(path))[0]
+    except DatasetError:
+        raise
+    except Exception as e:
+        raise DatasetError(f"{path}: not a readable dataset file (truncated or corrupt?): {_reason(e)}") from None
+
+
 def _read_archive(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     where = str(path)
     with zipfile.ZipFile(path) as zf:
-        members: dict[str, zipfile.ZipInfo] = {}
-        for info in zf.infolist():
-            if not info.filename.endswith(".npy"):
-                raise DatasetError(f"{where}: unexpected entry {info.filename!r}; not an omar-lightning dataset")
-            key = info.filename[: -len(".npy")]
-            if key in members:
-                raise DatasetError(f"{where}: entry {key!r} appears twice (file damaged?)")
-            members[key] = info
-        if "metadata" not in members:
-            raise DatasetError(f"{where}: no 'metadata' entry; not an omar-lightning dataset")
-        raw = _read_member(zf, members["metadata"], "metadata", where)
-        if raw.dtype.kind != "U" or raw.ndim != 0:
-            raise DatasetError(f"{where}: 'metadata' must be a 0-d string holding JSON, got {raw.dtype} of shape {raw.shape}")
-        try:
-            meta = json.loads(str(raw[()]))
-        except ValueError as e:
-            raise DatasetError(f"{where}: 'metadata' is not valid JSON: {e}") from None
-        _check_meta(meta, where)
+        meta, members = _read_meta(zf, where)
         names = meta["agent_names"]
         expected = [f"{a}/{f}" for a in names for f in FIELDS]
         absent = [k for k in expected if k not in members]

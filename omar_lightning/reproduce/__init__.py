@@ -1,0 +1,1 @@
+"""Reproducing the paper's tables and figures: studies, per-run summaries, the results page."""

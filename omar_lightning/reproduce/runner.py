@@ -1,0 +1,185 @@
+"""Running cells: each an ordinary ``omar fit`` in a subprocess, resumable, summarised as JSON.
+
+Layout (``results`` and ``runs`` are directories given on the command line):
+
+- ``runs/<cell key>/``: the cell's config, log, checkpoints and CSV logs (large, not committed);
+- ``results/<cell key>.json``: the run's summary (small, committed).
+
+A cell is finished when its summary exists and was made from the same config file, overrides and
+seed. An interrupted cell is rerun with ``--ckpt_path last`` from its own checkpoints, which
+continues it exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from omar_lightning.data import DatasetError, read_metadata
+from omar_lightning.reproduce.studies import Cell
+from omar_lightning.reproduce.summary import LAST_EVALUATIONS, SCHEMA, read_curve, read_summary, run_score, write_summary
+
+PACKAGES = ("omar-lightning", "torch", "pytorch-lightning", "torchmetrics", "numpy", "pettingzoo", "mpe2", "mujoco", "gymnasium-robotics")
+
+
+def _set(config: dict[str, Any], dotted: str, value: Any) -> None:
+    node = config
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+
+
+def digest(cell: Cell, root: Path) -> str:
+    """What makes a cell's result: the committed config's bytes, the overrides and the seed."""
+    h = hashlib.sha256((root / cell.config).read_bytes())
+    h.update(json.dumps({"overrides": cell.overrides, "seed": cell.seed, "post": cell.post}, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def cell_config(cell: Cell, root: Path, run_dir: Path) -> dict[str, Any]:
+    """The committed config with the cell's overrides, seed and output paths."""
+    path = root / cell.config
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ValueError(f"{path}: cannot read the config: {e}") from None
+    config = copy.deepcopy(config)
+    for key, value in cell.overrides.items():
+        _set(config, key, value)
+    config["seed_everything"] = cell.seed
+    _set(config, "data.seed", cell.seed)
+    trainer = config.setdefault("trainer", {})
+    trainer["default_root_dir"] = str(run_dir)
+    trainer["enable_progress_bar"] = False
+    trainer["logger"] = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": str(run_dir), "name": "logs"}}
+    callbacks = trainer.get("callbacks") or []
+    for cb in callbacks:
+        if cb.get("class_path", "").endswith("UpdateCheckpoint"):
+            cb.setdefault("init_args", {})["dirpath"] = str(run_dir / "checkpoints")
+    if not any(cb.get("class_path", "").endswith("UpdateCheckpoint") for cb in callbacks):
+        callbacks.append({"class_path": "omar_lightning.callbacks.UpdateCheckpoint", "init_args": {"every_n_updates": 200, "dirpath": str(run_dir / "checkpoints")}})
+    trainer["callbacks"] = callbacks
+    return config
+
+
+def dataset_path(config: dict[str, Any]) -> Path:
+    data = config.get("data") or {}
+    return Path(data["path"]) if data.get("path") else Path("data") / data.get("task", "cooperative_navigation") / f"{data.get('tier', 'random')}.npz"
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    out["python"] = sys.version.split()[0]
+    try:
+        out["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        out["git_commit"] = "unknown"
+    return out
+
+
+def status(cell: Cell, results: Path, root: Path) -> str:
+    """``finished``, ``pending``, ``stale`` (finished from another config), ``no-config`` or ``no-dataset``."""
+    if not (root / cell.config).is_file():
+        return "no-config"
+    summary = read_summary(results / f"{cell.key}.json")
+    if summary is not None:
+        return "finished" if summary.get("digest") == digest(cell, root) else "stale"
+    config = yaml.safe_load((root / cell.config).read_text())
+    path = dataset_path(config)
+    return "pending" if (root / path).is_file() or path.is_file() else "no-dataset"
+
+
+def run_cell(cell: Cell, results: Path, runs: Path, root: Path, threads: int = 0, log: Callable[[str], None] = print) -> bool:
+    """Run (or continue) one cell and write its summary; True on success."""
+    run_dir = (runs / cell.key).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = cell_config(cell, root, run_dir)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    data_file = dataset_path(config)
+    try:
+        meta = read_metadata(data_file if data_file.is_absolute() else root / data_file)
+    except DatasetError as e:
+        log(f"[skip] {cell.describe()}: {e}")
+        return False
+    cmd = [sys.executable, "-m", "omar_lightning", "fit", "--config", str(run_dir / "config.yaml")]
+    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+        cmd += ["--ckpt_path", "last"]
+    env = dict(os.environ)
+    if threads > 0:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    wall_file = run_dir / "wall_seconds.json"
+    spent = json.loads(wall_file.read_text())["seconds"] if wall_file.is_file() else 0.0
+    log(f"[run]  {cell.describe()}{' (resuming)' if '--ckpt_path' in cmd else ''}")
+    start = time.perf_counter()
+    with (run_dir / "log.txt").open("a") as out:
+        rc = subprocess.run(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    spent += time.perf_counter() - start
+    wall_file.write_text(json.dumps({"seconds": spent}))
+    curve = read_curve(run_dir / "logs")
+    max_updates = int(config["model"]["init_args"].get("max_updates", 2000))
+    if rc != 0 or not curve["updates"] or curve["updates"][-1] < max_updates:
+        tail = (run_dir / "log.txt").read_text().strip().splitlines()[-1:] or ["(no output)"]
+        log(f"[fail] {cell.describe()}: exit status {rc}; {tail[0]} (log: {run_dir / 'log.txt'})")
+        return False
+    summary: dict[str, Any] = {
+        "schema": SCHEMA,
+        "key": cell.key,
+        "cell": {"algorithm": cell.algorithm, "task": cell.task, "tier": cell.tier, "centralized": cell.centralized, "variant": dict(cell.variant), "seed": cell.seed, "post": cell.post},
+        "config": cell.config,
+        "overrides": cell.overrides,
+        "digest": digest(cell, root),
+        "command": f"omar fit --config {cell.config} " + " ".join(f"--{k} {v}" for k, v in {**cell.overrides, "seed_everything": cell.seed, "data.seed": cell.seed}.items()),
+        "dataset": {"path": str(data_file), "checksum": meta["checksum"], "s_random": meta["s_random"], "s_expert": meta["s_expert"], "num_transitions": meta["num_transitions"], "behaviour_return": (meta.get("episode_returns") or {}).get("mean")},
+        "curve": curve,
+        "score": {"normalized_score": run_score(curve["normalized_score"]), "return": run_score(curve["return"]), "last_evaluations": LAST_EVALUATIONS},
+        "max_updates": max_updates,
+        "wall_seconds": round(spent, 1),
+        "threads": threads,
+        "versions": versions(),
+    }
+    if cell.post == "landscape":
+        from omar_lightning.reproduce.landscape import landscape_of_run
+
+        summary["landscape"] = landscape_of_run(run_dir, config, root)
+    write_summary(results / f"{cell.key}.json", summary)
+    log(f"[done] {cell.describe()}: normalized score {summary['score']['normalized_score']:.1f} ({spent:.0f} s)")
+    return True
+
+
+def run_cells(cells: list[Cell], results: Path, runs: Path, root: Path, workers: int = 1, log: Callable[[str], None] = print) -> dict[str, int]:
+    """Run every unfinished cell, ``workers`` at a time; returns counts per outcome."""
+    counts = {"finished": 0, "ran": 0, "failed": 0, "skipped": 0}
+    todo = []
+    for cell in cells:
+        state = status(cell, results, root)
+        if state == "finished":
+            counts["finished"] += 1
+        elif state in ("no-config", "no-dataset"):
+            counts["skipped"] += 1
+            log(f"[skip] {cell.describe()}: {'no config ' + cell.config if state == 'no-config' else 'dataset missing (see docs/datasets.md)'}")
+        else:
+            todo.append(cell)
+    if counts["finished"]:
+        log(f"{counts['finished']} cell(s) already finished")
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers)) if workers > 1 else 0
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for ok in pool.map(lambda c: run_cell(c, results, runs, root, threads, log), todo):
+            counts["ran" if ok else "failed"] += 1
+    return counts

@@ -1,0 +1,158 @@
+"""The paper's studies as lists of cells: one cell is one ``omar fit`` of a committed config with a seed.
+
+A cell is identified by its config file, its overrides and its seed, not by the study that asks
+for it: Table 3's OMAR runs on cooperative navigation are also Table 4's Gaussian-sampler row and
+the N = 3 point of the agent-count study, and run once.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ALGORITHMS = ("maicq", "matd3bc", "macql", "omar")
+MPE_TASKS = ("cooperative_navigation", "predator_prey", "world")
+TIERS = ("random", "medium_replay", "medium", "expert")
+AGENT_COUNTS = (1, 2, 3, 4, 5)
+TAUS = (0.1, 0.3, 0.5, 0.7, 0.9)
+ACTOR_LRS = (0.01, 0.05, 0.1)
+ACTOR_UPDATES = (1, 5, 20)
+SAMPLERS = ("random", "cem", "gaussian")
+
+# Overrides are dotted keys into the config; these are the ones the studies vary.
+_KEYS = {
+    "sampler": "model.init_args.refinement.sampler",
+    "tau": "model.init_args.tau",
+    "actor_lr": "model.init_args.actor_lr",
+    "actor_updates": "model.init_args.actor_updates",
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run: ``config`` (relative to the repository root) with ``overrides`` and ``seed``."""
+
+    algorithm: str
+    task: str
+    tier: str
+    seed: int
+    centralized: bool = False
+    variant: tuple[tuple[str, Any], ...] = ()  # (name, value) pairs from _KEYS
+    post: str | None = None  # extra analysis after training ("landscape")
+    config_root: str = field(default="configs", compare=False)
+
+    @property
+    def config(self) -> str:
+        suffix = "_centralized" if self.centralized else ""
+        return f"{self.config_root}/{self.algorithm}/{self.task}/{self.tier}{suffix}.yaml"
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return {_KEYS[name]: value for name, value in self.variant}
+
+    @property
+    def variant_name(self) -> str:
+        return "-".join(f"{name}={value}" for name, value in self.variant) or "default"
+
+    @property
+    def key(self) -> str:
+        """Path of the cell's results, relative to the results directory (without ``.json``)."""
+        suffix = "_centralized" if self.centralized else ""
+        post = f"+{self.post}" if self.post else ""
+        return f"{self.algorithm}/{self.task}/{self.tier}{suffix}/{self.variant_name}{post}/seed_{self.seed}"
+
+    def describe(self) -> str:
+        extra = f" {self.variant_name}" if self.variant else ""
+        return f"{self.algorithm} {self.task} {self.tier}{' centralized' if self.centralized else ''}{extra} seed {self.seed}"
+
+
+def spread(n: int) -> str:
+    """Cooperative navigation (spread) with ``n`` agents and ``n`` landmarks; 3 is the paper's default task."""
+    return "cooperative_navigation" if n == 3 else f"cooperative_navigation_n{n}"
+
+
+def _grid(seeds, **axes) -> list[dict[str, Any]]:
+    names = list(axes)
+    return [dict(zip(names, values), seed=seed) for seed in seeds for values in itertools.product(*axes.values())]
+
+
+def _table3(seeds, tasks, tiers, algorithms):
+    return [Cell(g["algorithm"], g["task"], g["tier"], g["seed"]) for g in _grid(seeds, task=tasks, tier=tiers, algorithm=algorithms)]
+
+
+def _table5(seeds, tasks, tiers, algorithms):
+    return [Cell(g["algorithm"], g["task"], g["tier"], g["seed"], centralized=True) for g in _grid(seeds, task=tasks, tier=tiers, algorithm=algorithms)]
+
+
+def _table4(seeds, tasks, tiers, algorithms):
+    return [
+        Cell("omar", g["task"], g["tier"], g["seed"], variant=() if g["sampler"] == "gaussian" else (("sampler", g["sampler"]),))
+        for g in _grid(seeds, task=tasks, tier=tiers, sampler=SAMPLERS)
+    ]
+
+
+def _tau(seeds, tasks, tiers, algorithms):
+    return [
+        Cell("omar", g["task"], g["tier"], g["seed"], variant=(("tau", g["tau"]),))
+        for g in _grid(seeds, task=tasks, tier=tiers, tau=TAUS)
+    ]
+
+
+def _landscape(seeds, tasks, tiers, algorithms):
+    return [Cell("macql", g["task"], g["tier"], g["seed"], post="landscape") for g in _grid(seeds, task=tasks, tier=tiers)]
+
+
+def _actor_lr_updates(seeds, tasks, tiers, algorithms):
+    lrs = [Cell("macql", g["task"], g["tier"], g["seed"], variant=() if g["lr"] == 0.01 else (("actor_lr", g["lr"]),)) for g in _grid(seeds, task=tasks, tier=tiers, lr=ACTOR_LRS)]
+    ups = [Cell("macql", g["task"], g["tier"], g["seed"], variant=(("actor_updates", g["n"]),)) for g in _grid(seeds, task=tasks, tier=tiers, n=ACTOR_UPDATES) if g["n"] != 1]
+    return lrs + ups
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study's cells and the default axes a user may restrict."""
+
+    name: str
+    title: str
+    build: Any
+    tasks: tuple[str, ...]
+    tiers: tuple[str, ...] = TIERS
+    algorithms: tuple[str, ...] = ALGORITHMS
+
+    def cells(self, seeds=range(5), tasks=None, tiers=None, algorithms=None) -> list[Cell]:
+        for axis, given, allowed in (("--tasks", tasks, self.tasks), ("--tiers", tiers, self.tiers), ("--algorithms", algorithms, self.algorithms)):
+            bad = [v for v in given or () if v not in allowed]
+            if bad:
+                raise ValueError(f"{axis}: {', '.join(bad)} not in study {self.name!r} (choose from {', '.join(allowed)})")
+        seeds = list(seeds)
+        if not seeds or any(s < 0 for s in seeds):
+            raise ValueError(f"--seeds: need at least one seed, all >= 0, got {seeds}")
+        pick = lambda given, allowed: [v for v in allowed if v in given] if given else list(allowed)  # noqa: E731
+        return self.build(seeds, pick(tasks, self.tasks), pick(tiers, self.tiers), pick(algorithms, self.algorithms))
+
+
+STUDIES: dict[str, Study] = {
+    s.name: s
+    for s in (
+        Study("table3", "Table 3: decentralized critics, MPE", _table3, MPE_TASKS),
+        Study("table4", "Table 4: samplers of OMAR, cooperative navigation", _table4, ("cooperative_navigation",), algorithms=("omar",)),
+        Study("table5", "Table 5: centralized critics, MPE", _table5, MPE_TASKS),
+        Study("table6", "Table 6: 2-agent HalfCheetah", _table3, ("halfcheetah_2x3",)),
+        Study("agents", "Figures 1c and 2: spread with N = 1..5 agents", _table3, tuple(spread(n) for n in AGENT_COUNTS), ("medium_replay",), ("macql", "omar")),
+        Study("tau", "Figure 3: OMAR's tau", _tau, MPE_TASKS, algorithms=("omar",)),
+        Study("landscape", "Figure 1d: Q-landscape of MA-CQL, 2-agent spread", _landscape, (spread(2),), ("medium_replay",), ("macql",)),
+        Study("actor-lr-updates", "Tables 1 and 2: MA-CQL with a larger actor learning rate or more actor updates", _actor_lr_updates, (spread(2),), ("medium_replay",), ("macql",)),
+    )
+}
+
+
+def study(name: str) -> Study:
+    if name not in STUDIES:
+        raise ValueError(f"unknown study {name!r}; studies: {', '.join(STUDIES)}")
+    return STUDIES[name]
+
+
+def config_exists(cell: Cell, root: Path) -> bool:
+    return (root / cell.config).is_file()
