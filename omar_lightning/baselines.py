@@ -65,8 +65,8 @@ class MAICQ(OMAR):
     dataset's support.
 
     - Critic: y = r + gamma (1 - done) * w * Q'(o', a'), a' the dataset's next action and
-      w = n * softmax over the minibatch of Q'(o', a') / critic_temperature (ICQ's implicit
-      importance weights, normalised over the batch). Rows whose next action is not in the data
+      w = min(1, n * softmax over the minibatch of Q'(o', a') / critic_temperature) (ICQ's implicit
+      importance weights, normalised over the batch and clipped at 1 as ICQ's reference code does). Rows whose next action is not in the data
       (episode ends) are left out of the loss. No CQL penalty.
     - Actor: advantage-weighted regression onto the dataset action,
       w = B * softmax_b((Q1(o, a) - Q1(o, pi(o))) / actor_temperature), loss mean(w ||pi - a||^2).
@@ -74,12 +74,14 @@ class MAICQ(OMAR):
     Needs ``data.in_sample_next: true`` (the data module derives a' from consecutive rows).
 
     Args:
-        critic_temperature: ICQ's alpha in the critic weights (large: plain SARSA targets).
-        actor_temperature: ICQ's beta in the actor weights (large: plain behaviour cloning).
+        critic_temperature: ICQ's temperature in the critic weights (large: plain SARSA targets).
+            100, as ICQ's reference code: MPE returns reach hundreds, so a temperature of 1 makes
+            the weights one-hot.
+        actor_temperature: ICQ's temperature in the actor weights (large: plain behaviour cloning); 100.
         Other settings as :class:`OMAR` (``tau``, ``refinement``, ``cql_*`` are unused).
     """
 
-    def __init__(self, obs_dims: list[int], act_dims: list[int], critic_temperature: float = 1.0, actor_temperature: float = 1.0,
+    def __init__(self, obs_dims: list[int], act_dims: list[int], critic_temperature: float = 100.0, actor_temperature: float = 100.0,
                  cql_alpha: float = 0.0, **kwargs: Any) -> None:
         for name, value in (("critic_temperature", critic_temperature), ("actor_temperature", actor_temperature)):
             if not value > 0:

@@ -121,10 +121,12 @@ def icq_critic_loss(q_data: Tensor, reward: Tensor, done: Tensor, next_q: Tensor
 
     q_data: [2, A, B] Q(o, a_data); next_q: [A, B] min of the target twins at (o', a'_data), the
     dataset's next action; has_next: [A, B] 1 where the dataset holds that next action.
-    y = r + gamma * (1 - done) * w * next_q with w = n * softmax_b(next_q / temperature) over the
-    valid rows; rows without an in-sample next action are left out of the mean squared error.
+    y = r + gamma * (1 - done) * w * next_q with w = min(1, n * softmax_b(next_q / temperature)) over
+    the valid rows; rows without an in-sample next action are left out of the mean squared error.
+    The clip at 1 is ICQ's reference implementation's: without it the largest next_q of a batch is
+    backed up n times over and the critic diverges.
     """
-    w = batch_softmax_weights(next_q, has_next, temperature)
+    w = batch_softmax_weights(next_q, has_next, temperature).clamp(max=1.0)
     target = (reward + gamma * (1.0 - done) * w * next_q).detach()
     count = has_next.sum(-1).clamp_min(1.0)  # [A]
     mse = ((q_data - target).pow(2) * has_next).sum(-1) / count  # [2, A]

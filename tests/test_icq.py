@@ -51,7 +51,7 @@ def test_icq_critic_loss_against_scalar_loops():
         for t in range(2):
             err = 0.0
             for b in valid:
-                w = len(valid) * math.exp(float(next_q[i, b]) / 2.0) / z
+                w = min(1.0, len(valid) * math.exp(float(next_q[i, b]) / 2.0) / z)
                 y = float(r[i, b]) + 0.9 * (1 - float(done[i, b])) * w * float(next_q[i, b])
                 err += (float(q_data[t, i, b]) - y) ** 2
             expected += err / len(valid)

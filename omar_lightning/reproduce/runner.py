@@ -109,9 +109,15 @@ def status(cell: Cell, results: Path, root: Path) -> str:
 def run_cell(cell: Cell, results: Path, runs: Path, root: Path, threads: int = 0, log: Callable[[str], None] = print) -> bool:
     """Run (or continue) one cell and write its summary; True on success."""
     run_dir = (runs / cell.key).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
     config = cell_config(cell, root, run_dir)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    text = yaml.safe_dump(config, sort_keys=False)
+    if (run_dir / "config.yaml").is_file() and (run_dir / "config.yaml").read_text() != text:
+        # Checkpoints of another config must not be resumed: keep them aside, start afresh.
+        aside = run_dir.with_name(f"{run_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+        run_dir.rename(aside)
+        log(f"[note] {cell.describe()}: the config changed since {run_dir} was made; moved it to {aside.name}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(text)
     data_file = dataset_path(config)
     try:
         meta = read_metadata(data_file if data_file.is_absolute() else root / data_file)

@@ -1,0 +1,77 @@
+"""The paper's reported numbers (Pan et al., ICML 2022), for the results page to show beside ours.
+
+Normalized scores, mean and std over 5 seeds; Tables 1 and 2 are raw returns of MA-CQL.
+Keys: (task, tier) -> {algorithm or variant: (mean, std)}.
+"""
+
+from __future__ import annotations
+
+_ALG = ("maicq", "matd3bc", "macql", "omar")
+
+
+def _rows(text: str, tasks: tuple[str, ...], tiers: tuple[str, ...], columns: tuple[str, ...]) -> dict:
+    out: dict = {}
+    values = iter(text.split())
+    for tier in tiers:
+        for task in tasks:
+            out[(task, tier)] = {c: (float(next(values)), float(next(values))) for c in columns}
+    return out
+
+
+_TIERS = ("random", "medium_replay", "medium", "expert")
+
+# Table 3, in the paper's order: tiers, then tasks; columns MA-ICQ, MA-TD3+BC, MA-CQL, OMAR.
+TABLE3 = _rows(
+    """
+    6.3 3.5 9.8 4.9 24.0 9.8 34.4 5.3   2.2 2.6 5.7 3.5 5.0 8.2 11.1 2.8   1.0 3.2 2.8 5.5 0.6 2.0 5.9 5.2
+    13.6 5.7 15.4 5.6 20.0 8.4 37.9 12.3   34.5 27.8 28.7 20.9 24.8 17.3 47.1 15.3   12.0 9.1 17.4 8.1 29.6 13.8 42.9 19.5
+    29.3 5.5 29.3 4.8 34.1 7.2 47.9 18.9   63.3 20.0 65.1 29.5 61.7 23.1 66.7 23.2   71.9 20.0 73.4 9.3 58.6 11.2 74.6 11.5
+    104.0 3.4 108.3 3.3 98.2 5.2 114.9 2.6   113.0 14.4 115.2 12.5 93.9 14.0 116.2 19.8   109.5 22.8 110.3 21.3 71.9 28.1 110.4 25.7
+    """,
+    ("cooperative_navigation", "predator_prey", "world"),
+    _TIERS,
+    _ALG,
+)
+
+# Table 4 (cooperative navigation): samplers of OMAR per tier.
+TABLE4 = {
+    ("cooperative_navigation", tier): {"sampler=random": r, "sampler=cem": c, "default": g}
+    for tier, r, c, g in zip(
+        _TIERS,
+        [(24.3, 7.0), (23.5, 5.3), (41.2, 11.1), (101.0, 5.2)],
+        [(25.8, 7.3), (32.6, 5.1), (45.0, 13.3), (106.4, 13.8)],
+        [(34.4, 5.3), (37.9, 12.3), (47.9, 18.9), (114.9, 2.6)],
+    )
+}
+
+# Table 5: centralized critics, averaged over the three MPE tasks in the paper (one row per tier).
+TABLE5_MEAN_OVER_TASKS = {
+    tier: dict(zip(_ALG, vals))
+    for tier, vals in zip(
+        _TIERS,
+        [
+            [(5.2, 5.5), (7.9, 2.2), (12.8, 4.9), (21.6, 4.6)],
+            [(10.1, 4.6), (9.3, 9.1), (11.2, 6.6), (19.1, 9.2)],
+            [(27.4, 5.3), (29.4, 3.7), (26.3, 13.3), (33.7, 14.5)],
+            [(96.7, 4.1), (108.1, 3.3), (69.5, 15.7), (105.9, 3.6)],
+        ],
+    )
+}
+
+# Table 6: 2-agent HalfCheetah.
+TABLE6 = {
+    ("halfcheetah_2x3", tier): dict(zip(_ALG, vals))
+    for tier, vals in zip(
+        _TIERS,
+        [
+            [(7.4, 0.0), (7.4, 0.0), (7.4, 0.0), (15.4, 12.3)],
+            [(35.6, 2.7), (27.1, 5.5), (41.2, 10.1), (57.7, 5.1)],
+            [(73.6, 5.0), (75.5, 3.7), (50.4, 10.8), (80.7, 10.2)],
+            [(110.6, 3.3), (114.4, 3.8), (64.2, 24.9), (113.5, 4.3)],
+        ],
+    )
+}
+
+# Tables 1 and 2: MA-CQL's raw return with a larger actor learning rate / more actor updates.
+TABLE1_ACTOR_LR = {0.01: (267.9, 19.0), 0.05: (202.0, 38.9), 0.1: (100.1, 36.4)}
+TABLE2_ACTOR_UPDATES = {1: (267.9, 19.0), 5: (278.6, 14.8), 20: (263.7, 23.1)}
