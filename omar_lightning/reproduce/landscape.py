@@ -51,17 +51,19 @@ def actor_step(module: Any, batch: dict[str, torch.Tensor], optimizer_state: dic
     return m.eval()
 
 
-def landscape_of_run(run_dir: Path, config: dict[str, Any], root: Path, agent: int = 0, grid: int = 41, row: int = 0) -> dict[str, Any]:
-    """The figure's data for a finished run in ``run_dir`` (its ``config`` as run)."""
+def landscape_of_run(run_dir: Path, config: dict[str, Any], root: Path, omar_config: Path, agent: int = 0, grid: int = 41, row: int = 0) -> dict[str, Any]:
+    """The figure's data for a finished run in ``run_dir`` (its ``config`` as run); the OMAR update
+    takes tau and the sampler from ``omar_config`` (OMAR's config for the same task and tier)."""
     from omar_lightning.evaluate_cli import load_checkpoint
 
     ckpt_path = run_dir / "checkpoints" / "last.ckpt"
     module, _ = load_checkpoint(ckpt_path)
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     data = config["data"]
-    task, tier = data["task"], data["tier"]
-    omar_config = yaml.safe_load((root / "configs" / "omar" / task / f"{tier}.yaml").read_text())["model"]["init_args"]
-    ds = load_dataset(root / (data.get("path") or f"data/{task}/{tier}.npz"))
+    omar_config = yaml.safe_load((root / omar_config).read_text())["model"]["init_args"]
+    from omar_lightning.reproduce.runner import dataset_path
+
+    ds = load_dataset(root / dataset_path(config))
     store = {k: stack_padded(getattr(ds, k)) for k in ("obs", "actions", "rewards", "next_obs", "dones")}
     torch.manual_seed(int(data.get("seed", 0)))
     batch = MinibatchStream(store, int(data.get("batch_size", 1024)), seed=int(data.get("seed", 0))).batch(module.updates)

@@ -44,8 +44,8 @@ TABLE4 = {
     )
 }
 
-# Table 5: centralized critics, averaged over the three MPE tasks in the paper (one row per tier).
-TABLE5_MEAN_OVER_TASKS = {
+# Table 5: centralized critics, one row per method and tier (the paper does not name the task).
+TABLE5 = {
     tier: dict(zip(_ALG, vals))
     for tier, vals in zip(
         _TIERS,

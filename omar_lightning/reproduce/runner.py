@@ -161,9 +161,15 @@ def run_cell(cell: Cell, results: Path, runs: Path, root: Path, threads: int = 0
         "versions": versions(),
     }
     if cell.post == "landscape":
+        from dataclasses import replace
+
         from omar_lightning.reproduce.landscape import landscape_of_run
 
-        summary["landscape"] = landscape_of_run(run_dir, config, root)
+        try:
+            summary["landscape"] = landscape_of_run(run_dir, config, root, Path(replace(cell, algorithm="omar", variant=(), post=None).config))
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            log(f"[fail] {cell.describe()}: landscape: {type(e).__name__}: {e}")
+            return False
     write_summary(results / f"{cell.key}.json", summary)
     log(f"[done] {cell.describe()}: normalized score {summary['score']['normalized_score']:.1f} ({spent:.0f} s)")
     return True

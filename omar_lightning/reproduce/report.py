@@ -1,0 +1,376 @@
+"""``omar report``: docs/results.md and its figures, rebuilt from the run summaries alone.
+
+Deterministic: the same summaries give the same page (cells, seeds and rows in a fixed order,
+numbers rounded, no dates). A hand-written ``notes.md`` in the results directory, where our
+results depart from the paper and why, is included verbatim.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omar_lightning.reproduce import paper
+from omar_lightning.reproduce.studies import ACTOR_LRS, ACTOR_UPDATES, AGENT_COUNTS, MPE_TASKS, STUDIES, TAUS, TIERS, spread
+from omar_lightning.reproduce.summary import LAST_EVALUATIONS, aggregate, load_summaries
+
+NAMES = {"maicq": "MA-ICQ", "matd3bc": "MA-TD3+BC", "macql": "MA-CQL", "omar": "OMAR", "bc": "BC"}
+TASK_NAMES = {"cooperative_navigation": "Cooperative navigation", "predator_prey": "Predator-prey", "world": "World", "halfcheetah_2x3": "HalfCheetah 2x3"}
+TIER_NAMES = {"random": "Random", "medium_replay": "Medium-replay", "medium": "Medium", "expert": "Expert"}
+ALGS = ("maicq", "matd3bc", "macql", "omar")
+
+
+def _group(summary: dict[str, Any]) -> str:
+    return summary["key"].rsplit("/seed_", 1)[0]
+
+
+def group_key(algorithm: str, task: str, tier: str, variant: str = "default", centralized: bool = False, post: str | None = None) -> str:
+    return f"{algorithm}/{task}/{tier}{'_centralized' if centralized else ''}/{variant}{'+' + post if post else ''}"
+
+
+class Results:
+    """Summaries grouped by cell (all seeds of one config and overrides)."""
+
+    def __init__(self, summaries: list[dict[str, Any]]) -> None:
+        self.groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for s in summaries:
+            self.groups[_group(s)].append(s)
+        for runs in self.groups.values():
+            runs.sort(key=lambda s: s["cell"]["seed"])
+
+    def runs(self, key: str) -> list[dict[str, Any]]:
+        return self.groups.get(key, [])
+
+    def score(self, key: str, field: str = "normalized_score") -> dict[str, float]:
+        return aggregate(s["score"][field] for s in self.runs(key))
+
+
+def fmt(agg: dict[str, float] | tuple[float, float] | None, digits: int = 1) -> str:
+    if agg is None:
+        return "–"
+    if isinstance(agg, tuple):
+        return f"{agg[0]:.{digits}f} ± {agg[1]:.{digits}f}"
+    if agg["n"] == 0:
+        return "not run"
+    return f"{agg['mean']:.{digits}f} ± {agg['std']:.{digits}f} ({agg['n']})"
+
+
+def _winner(values: dict[str, float]) -> str:
+    finite = {k: v for k, v in values.items() if v is not None and not math.isnan(v)}
+    return NAMES.get(max(finite, key=finite.get), max(finite, key=finite.get)) if finite else "–"
+
+
+def _table_rows(results: Results, cells: list[tuple[str, str]], reference: dict, centralized: bool = False) -> list[str]:
+    head = "| task | tier | " + " | ".join(f"{NAMES[a]} (ours) | {NAMES[a]} (paper)" for a in ALGS) + " | best (ours) | best (paper) |"
+    lines = [head, "|" + "---|" * (4 + 2 * len(ALGS)) ]
+    for task, tier in cells:
+        ours = {a: results.score(group_key(a, task, tier, centralized=centralized)) for a in ALGS}
+        ref = reference.get((task, tier), {})
+        row = [TASK_NAMES.get(task, task), TIER_NAMES[tier]]
+        for a in ALGS:
+            row += [fmt(ours[a]), fmt(ref.get(a))]
+        row += [_winner({a: ours[a]["mean"] for a in ALGS}), _winner({a: ref[a][0] for a in ref}) if ref else "–"]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _curves_figure(results: Results, path: Path, panels: list[tuple[str, str]], lines: list[tuple[str, str]], title: str) -> bool:
+    """One panel per (task, tier); per line (label, group key template with {task} and {tier}):
+    mean normalized score over seeds vs updates, shaded between the seeds' min and max."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    present = [p for p in panels if any(results.runs(t.format(task=p[0], tier=p[1])) for _, t in lines)]
+    if not present:
+        return False
+    tasks = sorted({t for t, _ in present}, key=[t for t, _ in panels].index)
+    tiers = [t for t in TIERS if any(p[1] == t for p in present)]
+    fig, axes = plt.subplots(len(tasks), len(tiers), figsize=(max(6.0, 3.4 * len(tiers)), 2.6 * len(tasks) + 0.4), squeeze=False)
+    for r, task in enumerate(tasks):
+        for c, tier in enumerate(tiers):
+            ax = axes[r][c]
+            for label, template in lines:
+                runs = results.runs(template.format(task=task, tier=tier))
+                if not runs:
+                    continue
+                common = sorted(set.intersection(*(set(s["curve"]["updates"]) for s in runs)))
+                ys = np.array([[dict(zip(s["curve"]["updates"], s["curve"]["normalized_score"]))[u] for u in common] for s in runs])
+                ax.plot(common, ys.mean(0), label=f"{label} ({len(runs)})", linewidth=1.2)
+                ax.fill_between(common, ys.min(0), ys.max(0), alpha=0.2)
+            ax.set_title(f"{TASK_NAMES.get(task, task)}, {TIER_NAMES[tier]}", fontsize=9)
+            ax.set_xlabel("updates", fontsize=8)
+            ax.set_ylabel("normalized score", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=6)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
+def _save(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
+def _agents_figure(results: Results, path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = _agents_rows(results)
+    if not any(r["macql_vs_behaviour"] is not None or r["omar_vs_macql"] is not None for r in rows):
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    for ax, field, title in ((axes[0], "macql_vs_behaviour", "Fig. 1c: MA-CQL over the behaviour policy"), (axes[1], "omar_vs_macql", "Fig. 2: OMAR over MA-CQL")):
+        pts = [(r["n"], r[field]) for r in rows if r[field] is not None]
+        ax.bar([p[0] for p in pts], [p[1] for p in pts], color="tab:blue" if field == "macql_vs_behaviour" else "tab:green")
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xticks(list(AGENT_COUNTS))
+        ax.set_xlabel("number of agents", fontsize=8)
+        ax.set_ylabel("improvement of the return (%)", fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
+def _agents_rows(results: Results) -> list[dict[str, Any]]:
+    rows = []
+    for n in AGENT_COUNTS:
+        task = spread(n)
+        cql = results.score(group_key("macql", task, "medium_replay"), "return")
+        omar = results.score(group_key("omar", task, "medium_replay"), "return")
+        runs = results.runs(group_key("macql", task, "medium_replay")) or results.runs(group_key("omar", task, "medium_replay"))
+        behaviour = runs[0]["dataset"]["behaviour_return"] if runs else None
+        pct = lambda a, b: None if a["n"] == 0 or b is None or b == 0 else 100.0 * (a["mean"] - b) / abs(b)  # noqa: E731
+        rows.append({"n": n, "macql": cql, "omar": omar, "behaviour": behaviour,
+                     "macql_vs_behaviour": pct(cql, behaviour), "omar_vs_macql": None if cql["n"] == 0 else pct(omar, cql["mean"])})
+    return rows
+
+
+def _tau_figure(results: Results, path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = _tau_table(results)
+    if not any(v["n"] for row in table.values() for v in row.values()):
+        return False
+    fig, axes = plt.subplots(1, len(TIERS), figsize=(13, 2.8), squeeze=False)
+    for ax, tier in zip(axes[0], TIERS):
+        xs = [t for t in TAUS if table[tier][t]["n"]]
+        ax.errorbar(xs, [table[tier][t]["mean"] for t in xs], yerr=[table[tier][t]["std"] for t in xs], marker="o", capsize=3)
+        ax.set_title(TIER_NAMES[tier], fontsize=9)
+        ax.set_xlabel("tau", fontsize=8)
+        ax.set_ylabel("normalized score (mean over tasks)", fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
+def _tau_table(results: Results) -> dict[str, dict[float, dict[str, float]]]:
+    """Per tier and tau: the per-task means averaged over the tasks that ran (std: over seeds of that mean)."""
+    out: dict[str, dict[float, dict[str, float]]] = {}
+    for tier in TIERS:
+        out[tier] = {}
+        for tau in TAUS:
+            per_task = [results.score(group_key("omar", task, tier, f"tau={tau}")) for task in MPE_TASKS]
+            per_task = [a for a in per_task if a["n"]]
+            out[tier][tau] = {"mean": float(np.mean([a["mean"] for a in per_task])) if per_task else math.nan,
+                              "std": float(np.mean([a["std"] for a in per_task])) if per_task else math.nan, "n": len(per_task)}
+    return out
+
+
+def _landscape_figure(results: Results, path: Path) -> dict[str, Any] | None:
+    runs = results.runs(group_key("macql", spread(2), "medium_replay", post="landscape"))
+    if not runs:
+        return None
+    data = runs[0]["landscape"]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axis, q = np.array(data["axis"]), np.array(data["q1"])
+    fig, ax = plt.subplots(figsize=(4.6, 3.8))
+    mesh = ax.pcolormesh(axis, axis, q, shading="auto", cmap="viridis")
+    fig.colorbar(mesh, ax=ax, label="Q1")
+    ax.plot(*data["before"], "o", color="red", markersize=9, label="pi(o) before the update")
+    ax.plot(*data["after_macql"], "^", color="lime", markersize=9, label="after an MA-CQL update")
+    ax.plot(*data["after_omar"], "s", color="blue", markersize=8, label="after an OMAR update")
+    ax.plot(*data["argmax"], "*", color="white", markersize=10, label="argmax of Q1 on the grid")
+    ax.set_xlabel("action x", fontsize=8)
+    ax.set_ylabel("action y", fontsize=8)
+    ax.set_title(f"Q1 of agent {data['agent']}, 2-agent spread medium-replay (seed {runs[0]['cell']['seed']})", fontsize=8)
+    ax.legend(fontsize=6, loc="lower left")
+    fig.tight_layout()
+    _save(fig, path)
+    return data
+
+
+def _costs(results: Results) -> list[str]:
+    rows = defaultdict(list)
+    for runs in results.groups.values():
+        for s in runs:
+            c = s["cell"]
+            rows[(c["algorithm"], c["task"], s["max_updates"], s.get("threads", 0))].append(s["wall_seconds"])
+    lines = ["| algorithm | task | updates | threads per run | runs | wall seconds per run (mean) |", "|---|---|---|---|---|---|"]
+    for (alg, task, updates, threads), secs in sorted(rows.items()):
+        lines.append(f"| {NAMES.get(alg, alg)} | {task} | {updates:,} | {threads or 'all'} | {len(secs)} | {np.mean(secs):.0f} |")
+    return lines
+
+
+def _datasets(results: Results) -> list[str]:
+    seen: dict[str, dict[str, Any]] = {}
+    for runs in results.groups.values():
+        for s in runs:
+            seen.setdefault(s["dataset"]["path"], s["dataset"])
+    lines = ["| dataset | transitions | behaviour return | S_random | S_expert | checksum (first 12) |", "|---|---|---|---|---|---|"]
+    for path, d in sorted(seen.items()):
+        b = d.get("behaviour_return")
+        lines.append(f"| `{path}` | {d['num_transitions']:,} | {'–' if b is None else f'{b:.2f}'} | {d['s_random']:.2f} | {d['s_expert']:.2f} | `{d['checksum'][:12]}` |")
+    return lines
+
+
+def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
+    """The markdown page; figures (when ``figures`` is given) are written and linked relative to ``page_dir``."""
+    results = Results(load_summaries(results_dir))
+    link = lambda p: p.relative_to(page_dir).as_posix() if p.is_relative_to(page_dir) else p.as_posix()  # noqa: E731
+    out = [
+        "# Results",
+        "",
+        "Generated by `omar report` from the run summaries in `results/`; do not edit by hand (edit",
+        "`results/notes.md` for the discussion). Every number below comes from `omar reproduce` runs of",
+        "the committed configs on datasets made by this project (docs/datasets.md), never from the",
+        "paper's datasets, so the paper's numbers are a reference, not a target.",
+        "",
+        "## How a score is made",
+        "",
+        f"- **A run's score** is the mean normalized score of its last {LAST_EVALUATIONS} evaluations",
+        "  (`omar_lightning/reproduce/summary.py`, `run_score`). Each evaluation is the mean over the",
+        "  data module's evaluation episodes (10 on MPE, seeds 1,000,000..1,000,009, deterministic policies).",
+        "  On MPE that covers the last 100 of the run's updates.",
+        "- **Normalized score** = 100 * (S - S_random) / (S_expert - S_random), with S_random and S_expert",
+        "  taken from the dataset's metadata (listed below).",
+        "- **Seeds** are aggregated as mean ± standard deviation over seeds (population std), shown as",
+        "  `mean ± std (number of seeds)`. No seed is ever dropped.",
+        "- **Best** names the method with the highest mean in that row.",
+        "",
+    ]
+
+    def section(name: str) -> None:
+        out.extend([f"## {STUDIES[name].title}", "", f"`omar reproduce {name}`", ""])
+
+    def figure(made: bool, path: Path, caption: str) -> None:
+        if made:
+            out.extend([f"![{caption}]({link(path)})", ""])
+
+    section("table3")
+    cells = [(task, tier) for tier in TIERS for task in MPE_TASKS]
+    out += _table_rows(results, cells, paper.TABLE3) + [""]
+    if figures:
+        figure(_curves_figure(results, figures / "table3_curves.png", [(t, r) for t, r in cells], [(NAMES[a], group_key(a, "{task}", "{tier}")) for a in ALGS], "Table 3: learning curves (mean over seeds, min..max shaded)"),
+               figures / "table3_curves.png", "Table 3 learning curves")
+
+    section("table4")
+    out += ["| tier | OMAR (random) ours | paper | OMAR (CEM) ours | paper | OMAR (Gaussian) ours | paper |", "|---|---|---|---|---|---|---|"]
+    for tier in TIERS:
+        ref = paper.TABLE4[("cooperative_navigation", tier)]
+        row = [TIER_NAMES[tier]]
+        for variant in ("sampler=random", "sampler=cem", "default"):
+            row += [fmt(results.score(group_key("omar", "cooperative_navigation", tier, variant))), fmt(ref[variant])]
+        out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    if figures:
+        figure(_curves_figure(results, figures / "table4_curves.png", [("cooperative_navigation", t) for t in TIERS],
+                              [(f"OMAR ({s})", group_key("omar", "{task}", "{tier}", "default" if s == "gaussian" else f"sampler={s}")) for s in ("random", "cem", "gaussian")],
+                              "Table 4: samplers"), figures / "table4_curves.png", "Table 4 learning curves")
+
+    section("table5")
+    out += ["The paper gives one row per method and tier without naming the task; ours are per task.", "",
+            "| tier | method | " + " | ".join(f"{TASK_NAMES[t]} (ours)" for t in MPE_TASKS) + " | paper |", "|---" * (3 + len(MPE_TASKS)) + "|"]
+    for tier in TIERS:
+        for a in ALGS:
+            ours = [fmt(results.score(group_key(a, t, tier, centralized=True))) for t in MPE_TASKS]
+            out.append(f"| {TIER_NAMES[tier]} | {NAMES[a]} | " + " | ".join(ours) + f" | {fmt(paper.TABLE5[tier][a])} |")
+    out.append("")
+
+    section("table6")
+    out += _table_rows(results, [("halfcheetah_2x3", t) for t in TIERS], paper.TABLE6) + [""]
+
+    section("agents")
+    out += ["Returns (not normalized) on spread medium-replay; improvement = 100 * (ours - reference) / |reference|.", "",
+            "| agents | behaviour (dataset mean) | MA-CQL return | OMAR return | MA-CQL over behaviour (Fig. 1c) | OMAR over MA-CQL (Fig. 2) |", "|---|---|---|---|---|---|"]
+    for r in _agents_rows(results):
+        pct = lambda v: "–" if v is None else f"{v:+.1f}%"  # noqa: E731
+        behaviour = "–" if r["behaviour"] is None else f"{r['behaviour']:.2f}"
+        out.append(f"| {r['n']} | {behaviour} | {fmt(r['macql'], 2)} | {fmt(r['omar'], 2)} | {pct(r['macql_vs_behaviour'])} | {pct(r['omar_vs_macql'])} |")
+    out.append("")
+    if figures:
+        figure(_agents_figure(results, figures / "agents.png"), figures / "agents.png", "Figures 1c and 2")
+
+    section("tau")
+    tau = _tau_table(results)
+    out += ["Mean normalized score over the MPE tasks that ran (number of tasks in brackets).", "",
+            "| tier | " + " | ".join(f"tau {t}" for t in TAUS) + " |", "|---" * (len(TAUS) + 1) + "|"]
+    for tier in TIERS:
+        out.append(f"| {TIER_NAMES[tier]} | " + " | ".join("not run" if not tau[tier][t]["n"] else f"{tau[tier][t]['mean']:.1f} ({tau[tier][t]['n']})" for t in TAUS) + " |")
+    out.append("")
+    if figures:
+        figure(_tau_figure(results, figures / "tau.png"), figures / "tau.png", "Figure 3")
+
+    section("landscape")
+    data = _landscape_figure(results, figures / "landscape.png") if figures else None
+    if data is None and not figures:
+        runs = results.runs(group_key("macql", spread(2), "medium_replay", post="landscape"))
+        data = runs[0]["landscape"] if runs else None
+    if data is None:
+        out += ["not run", ""]
+    else:
+        out += [f"Agent {data['agent']}, dataset row {data['dataset_row']}, after {data['updates']:,} MA-CQL updates: pi(o) moves from "
+                f"({data['before'][0]:.3f}, {data['before'][1]:.3f}) to ({data['after_macql'][0]:.3f}, {data['after_macql'][1]:.3f}) with an MA-CQL "
+                f"actor update and to ({data['after_omar'][0]:.3f}, {data['after_omar'][1]:.3f}) with an OMAR update (tau {data['omar_tau']}); "
+                f"Q1's maximum on the grid is at ({data['argmax'][0]:.2f}, {data['argmax'][1]:.2f}).", ""]
+        if figures:
+            figure(True, figures / "landscape.png", "Figure 1d")
+
+    section("actor-lr-updates")
+    task2 = spread(2)
+    out += ["Returns (not normalized), MA-CQL on 2-agent spread medium-replay.", "", "| actor learning rate | ours | paper |", "|---|---|---|"]
+    for lr in ACTOR_LRS:
+        out.append(f"| {lr} | {fmt(results.score(group_key('macql', task2, 'medium_replay', 'default' if lr == 0.01 else f'actor_lr={lr}'), 'return'), 2)} | {fmt(paper.TABLE1_ACTOR_LR[lr])} |")
+    out += ["", "| actor updates per update | ours | paper |", "|---|---|---|"]
+    for n in ACTOR_UPDATES:
+        out.append(f"| {n} | {fmt(results.score(group_key('macql', task2, 'medium_replay', 'default' if n == 1 else f'actor_updates={n}'), 'return'), 2)} | {fmt(paper.TABLE2_ACTOR_UPDATES[n])} |")
+    out.append("")
+
+    out += ["## Datasets behind these numbers", ""] + _datasets(results) + [""]
+    out += ["## Measured cost per run", "", "Wall time of one `omar fit` as run by `omar reproduce` on this project's CPU machine (2 cores; "
+            "with `--workers 2` two runs share them, one thread each).", ""] + _costs(results) + [""]
+    notes = results_dir / "notes.md"
+    if notes.is_file():
+        out += [notes.read_text().rstrip(), ""]
+    return "\n".join(out)
+
+
+def write_report(results_dir: Path, page: Path, figures: Path | None) -> None:
+    from omar_lightning.atomic import atomic_write
+
+    text = build_page(results_dir, figures, page.parent) + "\n"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(page, lambda f: f.write(text.encode()))

@@ -1,0 +1,41 @@
+"""omar report: the results page and figures from committed summaries alone, deterministic."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / "data" / "report"
+
+
+def _report(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "omar_lightning", "report", "--results", str(DATA / "results"), "--out", str(out), *extra],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_report_reproduces_the_committed_page_and_deterministic_figures(tmp_path):
+    first = _report(tmp_path / "a" / "results.md")
+    assert first.returncode == 0, first.stderr
+    page = (tmp_path / "a" / "results.md").read_text()
+    assert page == (DATA / "expected.md").read_text()
+    figures = sorted(p.name for p in (tmp_path / "a" / "figures").glob("*.png"))
+    assert figures == ["agents.png", "landscape.png", "table3_curves.png", "table4_curves.png", "tau.png"]
+    for name in figures:
+        assert f"(figures/{name})" in page
+    _report(tmp_path / "b" / "results.md")
+    for name in figures:  # same summaries, same bytes
+        assert (tmp_path / "a" / "figures" / name).read_bytes() == (tmp_path / "b" / "figures" / name).read_bytes(), name
+
+
+def test_report_cells_scores_and_winners():
+    page = (DATA / "expected.md").read_text()
+    # OMAR medium, seeds 0 and 1: last-ten means 30 and 40 -> 35 +- 5 over 2 seeds; MA-CQL 15 over 1 seed.
+    row = next(line for line in page.splitlines() if line.startswith("| Cooperative navigation | Medium |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[6] == "15.0 ± 0.0 (1)" and cells[8] == "35.0 ± 5.0 (2)" and cells[-2:] == ["OMAR", "OMAR"]
+    assert "| 2 | 80.00 | 95.00 ± 0.00 (1) | 115.00 ± 0.00 (1) | +18.8% | +21.1% |" in page  # (95-80)/80, (115-95)/95
+    assert "Hand-written discussion, included verbatim." in page  # results/notes.md
+
+
+def test_report_without_results_directory_fails_with_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "omar_lightning", "report", "--results", str(tmp_path / "none")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.strip() == f"omar: error: --results {tmp_path / 'none'}: no such directory"

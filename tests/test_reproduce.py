@@ -1,0 +1,163 @@
+"""omar reproduce: cells, skipping finished ones, rerunning unfinished and stale ones, SLURM arrays."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from omar_lightning.data import save_dataset
+from omar_lightning.reproduce.studies import STUDIES, Cell, study
+from omar_lightning.reproduce.summary import aggregate, read_curve, run_score
+from conftest import TINY, synthetic_dataset
+
+
+def test_run_score_is_the_mean_of_the_last_ten_evaluations():
+    curve = [float(v) for v in range(1, 21)]  # evaluations 1..20
+    assert run_score(curve) == pytest.approx(np.mean(range(11, 21)))  # 15.5
+    assert run_score([3.0, 5.0]) == 4.0  # fewer than ten: all of them
+    assert run_score(curve, last=1) == 20.0
+    with pytest.raises(ValueError, match="no evaluations"):
+        run_score([])
+
+
+def test_aggregate_over_seeds_is_mean_and_population_std():
+    agg = aggregate([1.0, 2.0, 6.0])
+    assert agg["mean"] == pytest.approx(3.0) and agg["n"] == 3
+    assert agg["std"] == pytest.approx(math.sqrt(((1 - 3) ** 2 + (2 - 3) ** 2 + (6 - 3) ** 2) / 3))
+    assert aggregate([]) ["n"] == 0 and math.isnan(aggregate([])["mean"])
+
+
+def test_read_curve_merges_resumed_versions(tmp_path):
+    header = "eval/normalized_score,eval/return,step,updates,critic/loss\n"
+    (tmp_path / "version_0").mkdir()
+    (tmp_path / "version_0" / "metrics.csv").write_text(header + "1.0,10.0,9,10,\n,,10,,0.5\n2.0,20.0,19,20,\n")
+    (tmp_path / "version_1").mkdir()
+    (tmp_path / "version_1" / "metrics.csv").write_text(header + "2.0,20.0,19,20,\n3.0,30.0,29,30,\n")
+    assert read_curve(tmp_path) == {"updates": [10, 20, 30], "return": [10.0, 20.0, 30.0], "normalized_score": [1.0, 2.0, 3.0]}
+
+
+def test_studies_share_cells_and_restrict_axes():
+    t3 = study("table3").cells(range(2), tasks=["cooperative_navigation"], tiers=["medium"])
+    assert [c.algorithm for c in t3] == ["maicq", "matd3bc", "macql", "omar"] * 2 and {c.seed for c in t3} == {0, 1}
+    t4 = study("table4").cells([0], tiers=["medium"])
+    assert {c.key for c in t4} & {c.key for c in t3} == {"omar/cooperative_navigation/medium/default/seed_0"}  # Gaussian = Table 3's OMAR
+    assert {c.variant_name for c in t4} == {"sampler=random", "sampler=cem", "default"}
+    assert len(study("table3").cells()) == 3 * 4 * 4 * 5
+    agents = study("agents").cells([0])
+    assert sorted({c.task for c in agents}) == ["cooperative_navigation", *(f"cooperative_navigation_n{n}" for n in (1, 2, 4, 5))]
+    for name in STUDIES:  # every cell of every study has a committed config
+        for cell in study(name).cells([0]):
+            assert (Path(__file__).resolve().parents[1] / cell.config).is_file(), cell.config
+    with pytest.raises(ValueError, match="--tiers: huge not in study 'table3'"):
+        study("table3").cells([0], tiers=["huge"])
+
+
+def _tree(root: Path, task="cooperative_navigation", tier="medium", dims=(18, 18, 18), algorithms=("omar", "macql")) -> None:
+    base = "cooperative_navigation"  # the N-agent spread tasks are cooperative navigation with num_agents
+    ds = synthetic_dataset(n=300, obs_dims=dims, act_dims=(2,) * len(dims), task=base)
+    ds.meta["tier"] = tier
+    env_kwargs = {} if task == base else {"num_agents": len(dims)}
+    ds.meta["env_kwargs"] = env_kwargs
+    save_dataset(root / "data" / task / f"{tier}.npz", ds)
+    for algorithm in algorithms:
+        config = yaml.safe_load(TINY.read_text())
+        config["model"]["class_path"] = {"omar": "omar_lightning.OMAR", "macql": "omar_lightning.MACQL"}[algorithm]
+        config["model"]["init_args"].update(max_updates=4)
+        if algorithm == "macql":
+            config["model"]["init_args"].pop("tau")
+        config["data"].update(task=base, tier=tier, path=f"data/{task}/{tier}.npz", env_kwargs=env_kwargs)
+        for cb in config["trainer"]["callbacks"]:
+            if cb["class_path"].endswith("EnvEvaluation"):
+                cb["init_args"]["every_n_updates"] = 2
+        path = root / "configs" / algorithm / task / f"{tier}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _reproduce(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "omar_lightning", "reproduce", *args], cwd=root, capture_output=True, text=True, timeout=600)
+
+
+def test_two_cell_study_runs_skips_finished_and_reruns_unfinished_and_stale(tmp_path):
+    _tree(tmp_path)
+    select = ["table3", "--tasks", "cooperative_navigation", "--tiers", "medium", "--algorithms", "omar", "macql", "--seeds", "0"]
+    out = _reproduce(tmp_path, *select, "--workers", "2")
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "0 already finished, 2 ran, 0 failed" in out.stdout
+    paths = {a: tmp_path / "results" / a / "cooperative_navigation" / "medium" / "default" / "seed_0.json" for a in ("omar", "macql")}
+    summary = json.loads(paths["omar"].read_text())
+    assert summary["curve"]["updates"] == [2, 4] and summary["max_updates"] == 4
+    assert summary["score"]["normalized_score"] == pytest.approx(np.mean(summary["curve"]["normalized_score"]))
+    assert summary["dataset"]["checksum"] == json.loads(paths["macql"].read_text())["dataset"]["checksum"]
+    assert summary["config"] == "configs/omar/cooperative_navigation/medium.yaml" and summary["cell"]["seed"] == 0
+    assert summary["versions"]["torch"] == torch.__version__.split("+")[0] or summary["versions"]["torch"] == torch.__version__
+    assert summary["wall_seconds"] > 0
+    stamps = {a: p.stat().st_mtime_ns for a, p in paths.items()}
+
+    out = _reproduce(tmp_path, *select)  # everything finished: nothing runs
+    assert "2 already finished, 0 ran" in out.stdout and {a: p.stat().st_mtime_ns for a, p in paths.items()} == stamps
+
+    paths["macql"].unlink()  # an unfinished cell: rerun (resuming from its own last checkpoint), the other skipped
+    out = _reproduce(tmp_path, *select)
+    assert "1 already finished, 1 ran" in out.stdout and "macql cooperative_navigation medium seed 0 (resuming)" in out.stdout
+    assert paths["macql"].is_file() and paths["omar"].stat().st_mtime_ns == stamps["omar"]
+
+    cfg = tmp_path / "configs" / "omar" / "cooperative_navigation" / "medium.yaml"  # a changed config makes its cell stale
+    cfg.write_text(cfg.read_text().replace("tau: 0.7", "tau: 0.5"))
+    listing = _reproduce(tmp_path, *select, "--list").stdout
+    assert "stale" in listing and "finished" in listing
+    out = _reproduce(tmp_path, *select)
+    assert "1 already finished, 1 ran" in out.stdout and "moved it to" in out.stdout
+    assert json.loads(paths["omar"].read_text())["overrides"] == {} and "(resuming)" not in out.stdout
+
+
+def test_missing_dataset_is_skipped_with_its_name_and_bad_options_fail(tmp_path):
+    _tree(tmp_path)
+    (tmp_path / "data" / "cooperative_navigation" / "medium.npz").unlink()
+    out = _reproduce(tmp_path, "table3", "--tasks", "cooperative_navigation", "--tiers", "medium", "--algorithms", "omar", "--seeds", "0")
+    assert out.returncode == 0 and "[skip] omar cooperative_navigation medium seed 0: dataset missing" in out.stdout
+    bad = _reproduce(tmp_path, "table3", "--tasks", "moon")
+    assert bad.returncode == 2 and "--tasks: moon not in study 'table3'" in bad.stderr
+    bad = _reproduce(tmp_path, "table3", "--workers", "0")
+    assert bad.returncode == 2 and "--workers must be >= 1" in bad.stderr
+
+
+def test_slurm_array_runs_one_cell_per_task(tmp_path):
+    _tree(tmp_path)
+    out = _reproduce(tmp_path, "table4", "--seeds", "0", "1", "--workers", "3", "--slurm", "job.sh")
+    assert out.returncode == 0, out.stderr
+    script = (tmp_path / "job.sh").read_text()
+    assert "#SBATCH --array=0-23" in script  # 4 tiers x 3 samplers x 2 seeds
+    assert "omar reproduce table4 --seeds 0 1 --cell $SLURM_ARRAY_TASK_ID" in script and "--workers" not in script
+    listing = _reproduce(tmp_path, "table4", "--seeds", "0", "1", "--list").stdout.splitlines()
+    assert len(listing) == 24 and listing[0].split()[0] == "0"
+
+
+def test_landscape_cell_records_q1_on_the_action_grid(tmp_path):
+    _tree(tmp_path, task="cooperative_navigation_n2", tier="medium_replay", dims=(12, 12))
+    out = _reproduce(tmp_path, "landscape", "--seeds", "0")
+    assert out.returncode == 0, out.stderr + out.stdout
+    summary = json.loads((tmp_path / "results" / "macql" / "cooperative_navigation_n2" / "medium_replay" / "default+landscape" / "seed_0.json").read_text())
+    land = summary["landscape"]
+    q = np.array(land["q1"])
+    assert q.shape == (41, 41) and land["axis"][0] == -1.0 and land["axis"][-1] == 1.0
+    from omar_lightning.evaluate_cli import load_checkpoint
+    from omar_lightning.data import load_dataset
+
+    module, _ = load_checkpoint(tmp_path / "runs" / "reproduce" / "macql" / "cooperative_navigation_n2" / "medium_replay" / "default+landscape" / "seed_0" / "checkpoints" / "last.ckpt")
+    ds = load_dataset(tmp_path / "data" / "cooperative_navigation_n2" / "medium_replay.npz")
+    obs = torch.stack([torch.from_numpy(o[:1]) for o in ds.obs])  # [A, 1, D], row 0
+    with torch.no_grad():
+        for iy, ix in ((0, 0), (20, 33), (40, 7)):  # q1[y, x] is Q1 of agent 0 at (axis[x], axis[y])
+            act = torch.zeros(2, 1, 2)
+            act[0, 0] = torch.tensor([land["axis"][ix], land["axis"][iy]])
+            assert float(module.critic.q1(obs, act)[0, 0]) == pytest.approx(q[iy, ix], abs=1e-4)
+        assert land["before"] == pytest.approx(module.actor(obs)[0, 0].tolist(), abs=1e-6)
+    assert land["after_macql"] != land["before"] and land["after_omar"] != land["before"]
+    assert land["omar_tau"] == 0.7  # read from OMAR's config for the same task and tier
