@@ -26,13 +26,21 @@ import torch
 from pytorch_lightning import Callback, Trainer
 from torch import nn
 
-from omar_lightning import OMAR, Refinement
+from omar_lightning import BC, MACQL, MAICQ, MATD3BC, OMAR, Refinement
 from omar_lightning.callbacks import SoftTargetUpdate
 from omar_lightning.data import OfflineDataset, save_dataset
 from omar_lightning.datamodules import MinibatchStream, OfflineDataModule
 from omar_lightning.envs import task_spec
 
-ALGORITHMS = {"omar": {"tau": 1.0}, "macql": {"tau": 0.0}}
+# Each algorithm's class and the settings that change its cost; the yardstick exists for OMAR and MA-CQL.
+ALGORITHMS = {
+    "omar": (OMAR, {"tau": 1.0, "cql_alpha": 0.5}),
+    "macql": (MACQL, {"cql_alpha": 0.5}),
+    "matd3bc": (MATD3BC, {}),
+    "maicq": (MAICQ, {}),
+    "bc": (BC, {}),
+}
+YARDSTICK_TAU = {"omar": 1.0, "macql": 0.0}
 
 
 def synthetic_file(task: str, n: int, directory: Path) -> tuple[Path, list[int], list[int]]:
@@ -59,7 +67,7 @@ class UpdateTimer(Callback):
 
 
 def time_trainer(path: Path, model: OMAR, args) -> float:
-    dm = OfflineDataModule(task=args.task, path=str(path), batch_size=args.batch_size, generate=False)
+    dm = OfflineDataModule(task=args.task, path=str(path), batch_size=args.batch_size, generate=False, in_sample_next=args.algorithm == "maicq")
     timer = UpdateTimer(args.warmup)
     trainer = Trainer(
         accelerator=args.device, devices=1, max_epochs=-1, logger=False, enable_checkpointing=False,
@@ -195,19 +203,20 @@ def main() -> None:
     cases = args.cases.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         path, obs_dims, act_dims = synthetic_file(args.task, args.transitions, Path(tmp))
-        dm = OfflineDataModule(task=args.task, path=str(path), batch_size=args.batch_size, generate=False)
+        dm = OfflineDataModule(task=args.task, path=str(path), batch_size=args.batch_size, generate=False, in_sample_next=args.algorithm == "maicq")
         dm.setup("fit")
         stream = MinibatchStream(dm.store, args.batch_size, seed=0)
-        hp = dict(obs_dims=obs_dims, act_dims=act_dims, hidden_dim=args.hidden, cql_alpha=0.5, refinement=Refinement(), **ALGORITHMS[args.algorithm])
+        cls, settings = ALGORITHMS[args.algorithm]
+        hp = dict(obs_dims=obs_dims, act_dims=act_dims, hidden_dim=args.hidden, refinement=Refinement(), **settings)
         results = {}
         if "sampling" in cases:
             results["sampling"] = sampling(stream, args)
         if "bare" in cases:
-            results["bare"] = bare_loop(OMAR(**hp), stream, args)
+            results["bare"] = bare_loop(cls(**hp), stream, args)
         if "trainer" in cases:
-            results["trainer"] = time_trainer(path, OMAR(**hp, max_updates=args.warmup + args.updates + 1), args)
-        if "yardstick" in cases and args.device == "cpu":
-            results["yardstick"] = yardstick(dm.store, obs_dims, act_dims, args, ALGORITHMS[args.algorithm]["tau"])
+            results["trainer"] = time_trainer(path, cls(**hp, max_updates=args.warmup + args.updates + 1), args)
+        if "yardstick" in cases and args.device == "cpu" and args.algorithm in YARDSTICK_TAU:
+            results["yardstick"] = yardstick(dm.store, obs_dims, act_dims, args, YARDSTICK_TAU[args.algorithm])
     print(f"\n{args.algorithm} on {args.task}: batch {args.batch_size}, hidden {args.hidden}, {args.transitions:,} transitions, {args.device}, torch threads {torch.get_num_threads()}")
     print(f"{'case':<10} {'ms/update':>10}")
     for case, ms in results.items():

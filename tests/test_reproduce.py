@@ -1,6 +1,7 @@
 """omar reproduce: cells, skipping finished ones, rerunning unfinished and stale ones, SLURM arrays."""
 
 import json
+import os
 import math
 import subprocess
 import sys
@@ -161,3 +162,23 @@ def test_landscape_cell_records_q1_on_the_action_grid(tmp_path):
         assert land["before"] == pytest.approx(module.actor(obs)[0, 0].tolist(), abs=1e-6)
     assert land["after_macql"] != land["before"] and land["after_omar"] != land["before"]
     assert land["omar_tau"] == 0.7  # read from OMAR's config for the same task and tier
+
+
+def test_a_cell_held_by_a_live_process_is_not_run_twice_and_a_dead_holders_lock_is_taken_over(tmp_path):
+    from omar_lightning.atomic import _HOST
+    from omar_lightning.reproduce.runner import CellBusy, cell_lock
+
+    run_dir = tmp_path / "runs" / "cell"
+    with cell_lock(run_dir):
+        with pytest.raises(CellBusy, match="held by process"):
+            with cell_lock(run_dir):
+                pass
+    assert not (tmp_path / "runs" / "cell.lock").exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    (tmp_path / "runs" / "cell.lock").write_text(f"{dead}@{_HOST}")  # left by a process that ended
+    with cell_lock(run_dir):
+        assert (tmp_path / "runs" / "cell.lock").read_text().startswith(f"{os.getpid()}@")
+    (tmp_path / "runs" / "cell.lock").write_text("1@another-host")
+    with pytest.raises(CellBusy, match="another-host"):
+        with cell_lock(run_dir):
+            pass

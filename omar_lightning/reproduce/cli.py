@@ -83,7 +83,7 @@ def reproduce_main(argv: list[str]) -> None:
             _fail(f"--cell {args.cell}: this selection has cells 0..{len(cells) - 1}")
         cells = [cells[args.cell]]
     counts = run_cells(cells, args.results, args.runs, root, args.workers, log=lambda m: print(m, flush=True))
-    print(f"{args.study}: {counts['finished']} already finished, {counts['ran']} ran, {counts['failed']} failed, {counts['skipped']} skipped", flush=True)
+    print(f"{args.study}: {counts['finished']} already finished, {counts['ran']} ran, {counts['failed']} failed, {counts['skipped']} skipped, {counts['busy']} busy elsewhere", flush=True)
     if counts["failed"]:
         raise SystemExit(1)
 

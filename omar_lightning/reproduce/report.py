@@ -95,14 +95,14 @@ def _curves_figure(results: Results, path: Path, panels: list[tuple[str, str]], 
     for r, task in enumerate(tasks):
         for c, tier in enumerate(tiers):
             ax = axes[r][c]
-            for label, template in lines:
+            for i, (label, template) in enumerate(lines):
                 runs = results.runs(template.format(task=task, tier=tier))
                 if not runs:
                     continue
                 common = sorted(set.intersection(*(set(s["curve"]["updates"]) for s in runs)))
                 ys = np.array([[dict(zip(s["curve"]["updates"], s["curve"]["normalized_score"]))[u] for u in common] for s in runs])
-                ax.plot(common, ys.mean(0), label=f"{label} ({len(runs)})", linewidth=1.2)
-                ax.fill_between(common, ys.min(0), ys.max(0), alpha=0.2)
+                ax.plot(common, ys.mean(0), label=f"{label} ({len(runs)})", linewidth=1.0, color=f"C{i}")  # one colour per method in every panel
+                ax.fill_between(common, ys.min(0), ys.max(0), alpha=0.2, color=f"C{i}")
             ax.set_title(f"{TASK_NAMES.get(task, task)}, {TIER_NAMES[tier]}", fontsize=9)
             ax.set_xlabel("updates", fontsize=8)
             ax.set_ylabel("normalized score", fontsize=8)

@@ -12,6 +12,7 @@ continues it exactly.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -106,9 +107,57 @@ def status(cell: Cell, results: Path, root: Path) -> str:
     return "pending" if (root / path).is_file() or path.is_file() else "no-dataset"
 
 
-def run_cell(cell: Cell, results: Path, runs: Path, root: Path, threads: int = 0, log: Callable[[str], None] = print) -> bool:
-    """Run (or continue) one cell and write its summary; True on success."""
+class CellBusy(Exception):
+    """Another live process is running this cell."""
+
+
+@contextlib.contextmanager
+def cell_lock(run_dir: Path):
+    """Hold ``<run_dir>.lock`` while a cell runs, so that two ``omar reproduce`` (overlapping studies,
+    or the same study started twice) never run one cell at once. A lock left by a process of this
+    host that no longer runs is taken over; one from another host must be removed by hand."""
+    from omar_lightning.atomic import _HOST, _alive
+
+    lock = run_dir.with_name(run_dir.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid, host = lock.read_text().split("@", 1)
+            except (OSError, ValueError):
+                pid, host = "0", _HOST
+            if host.strip() == _HOST and not _alive(int(pid)):
+                lock.unlink(missing_ok=True)
+                continue
+            raise CellBusy(f"held by process {pid}@{host.strip()} ({lock})") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}@{_HOST}")
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+        return
+    raise CellBusy(f"could not take {lock}")
+
+
+def run_cell(cell: Cell, results: Path, runs: Path, root: Path, threads: int = 0, log: Callable[[str], None] = print) -> str:
+    """Run (or continue) one cell and write its summary: ``ran``, ``failed``, ``finished`` (by
+    another process meanwhile) or ``busy`` (another process is running it)."""
     run_dir = (runs / cell.key).resolve()
+    try:
+        with cell_lock(run_dir):
+            if status(cell, results, root) == "finished":
+                log(f"[skip] {cell.describe()}: finished meanwhile")
+                return "finished"
+            return "ran" if _run_cell(cell, run_dir, results, root, threads, log) else "failed"
+    except CellBusy as busy:
+        log(f"[busy] {cell.describe()}: another omar reproduce runs it, {busy}")
+        return "busy"
+
+
+def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int, log: Callable[[str], None]) -> bool:
     config = cell_config(cell, root, run_dir)
     text = yaml.safe_dump(config, sort_keys=False)
     if (run_dir / "config.yaml").is_file() and (run_dir / "config.yaml").read_text() != text:
@@ -177,7 +226,7 @@ def run_cell(cell: Cell, results: Path, runs: Path, root: Path, threads: int = 0
 
 def run_cells(cells: list[Cell], results: Path, runs: Path, root: Path, workers: int = 1, log: Callable[[str], None] = print) -> dict[str, int]:
     """Run every unfinished cell, ``workers`` at a time; returns counts per outcome."""
-    counts = {"finished": 0, "ran": 0, "failed": 0, "skipped": 0}
+    counts = {"finished": 0, "ran": 0, "failed": 0, "skipped": 0, "busy": 0}
     todo = []
     for cell in cells:
         state = status(cell, results, root)
@@ -192,6 +241,6 @@ def run_cells(cells: list[Cell], results: Path, runs: Path, root: Path, workers:
         log(f"{counts['finished']} cell(s) already finished")
     threads = max(1, (os.cpu_count() or 1) // max(1, workers)) if workers > 1 else 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for ok in pool.map(lambda c: run_cell(c, results, runs, root, threads, log), todo):
-            counts["ran" if ok else "failed"] += 1
+        for outcome in pool.map(lambda c: run_cell(c, results, runs, root, threads, log), todo):
+            counts[outcome] += 1
     return counts
