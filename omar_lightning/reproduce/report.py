@@ -207,17 +207,28 @@ def _landscape_figure(results: Results, path: Path) -> dict[str, Any] | None:
     import matplotlib.pyplot as plt
 
     axis, q = np.array(data["axis"]), np.array(data["q1"])
-    fig, ax = plt.subplots(figsize=(4.6, 3.8))
+    fig, ax = plt.subplots(figsize=(5.0, 4.8))
     mesh = ax.pcolormesh(axis, axis, q, shading="auto", cmap="viridis")
     fig.colorbar(mesh, ax=ax, label="Q1")
     ax.plot(*data["before"], "o", color="red", markersize=9, label="pi(o) before the update")
     ax.plot(*data["after_macql"], "^", color="lime", markersize=9, label="after an MA-CQL update")
     ax.plot(*data["after_omar"], "s", color="blue", markersize=8, label="after an OMAR update")
-    ax.plot(*data["argmax"], "*", color="white", markersize=10, label="argmax of Q1 on the grid")
+    ax.plot(*data["argmax"], "*", color="white", markeredgecolor="black", markersize=11, label="argmax of Q1 on the grid")
+    # One actor step moves the action little: a zoomed inset around the three markers shows where.
+    pts = np.array([data["before"], data["after_macql"], data["after_omar"]])
+    half = max(0.02, 1.5 * float(np.abs(pts - pts[0]).max()))
+    inset = ax.inset_axes([0.58, 0.06, 0.38, 0.38])
+    inset.pcolormesh(axis, axis, q, shading="gouraud", cmap="viridis")
+    for (x, y), style, colour in zip(pts, ("o", "^", "s"), ("red", "lime", "blue")):
+        inset.plot(x, y, style, color=colour, markersize=6)
+    inset.set_xlim(pts[0][0] - half, pts[0][0] + half)
+    inset.set_ylim(pts[0][1] - half, pts[0][1] + half)
+    inset.tick_params(labelsize=5)
+    ax.indicate_inset_zoom(inset, edgecolor="white")
     ax.set_xlabel("action x", fontsize=8)
     ax.set_ylabel("action y", fontsize=8)
     ax.set_title(f"Q1 of agent {data['agent']}, 2-agent spread medium-replay (seed {runs[0]['cell']['seed']})", fontsize=8)
-    ax.legend(fontsize=6, loc="lower left")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0.0, -0.14), ncol=2)
     fig.tight_layout()
     _save(fig, path)
     return data
