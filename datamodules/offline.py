@@ -11,7 +11,7 @@ from pytorch_lightning import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
-from omar_lightning.data import DatasetError, OfflineDataset, load_dataset
+from omar_lightning.data import DatasetError, OfflineDataset, default_path, load_dataset
 from omar_lightning.envs import TASKS, task_spec
 
 TIERS = ("random", "medium_replay", "medium", "expert")
@@ -124,7 +124,7 @@ class OfflineDataModule(LightningDataModule):
             raise ValueError(f"data.task: unknown task {task!r}; known tasks: {', '.join(sorted(TASKS))}")
         self.save_hyperparameters()
         self.task, self.tier, self.batch_size, self.seed = task, tier, batch_size, seed
-        self.path = Path(path) if path else Path("data") / task / f"{tier}.npz"
+        self.path = Path(path) if path else default_path(task, tier)
         self.generate, self.num_transitions = generate, num_transitions
         self.env_kwargs = dict(env_kwargs or {})
         self.eval_episodes, self.eval_seed, self.reference_episodes = eval_episodes, eval_seed, reference_episodes

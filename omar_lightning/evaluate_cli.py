@@ -22,6 +22,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from omar_lightning.data import default_path, read_metadata
+
 RENDER_FORMATS = ("none", "gif", "mp4")
 
 
@@ -116,10 +118,9 @@ def _evaluation_record(path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]
     hp = checkpoint.get("datamodule_hyper_parameters")
     if not isinstance(hp, dict) or "task" not in hp:
         raise EvaluateError(f"{path} names no task: it was not written by omar fit")
-    dataset = Path(hp.get("path") or Path("data") / hp["task"] / f"{hp.get('tier', 'random')}.npz")
+    dataset = Path(hp.get("path") or default_path(hp["task"], hp.get("tier", "random")))
     try:
-        with np.load(dataset, allow_pickle=False) as z:
-            meta = json.loads(str(z["metadata"][()]))
+        meta = read_metadata(dataset)
         s_random, s_expert = float(meta["s_random"]), float(meta["s_expert"])
     except (OSError, KeyError, ValueError) as error:
         raise EvaluateError(

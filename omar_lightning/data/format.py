@@ -81,6 +81,11 @@ class OfflineDataset:
         return {f"{a}/{f}": getattr(self, f)[i] for i, a in enumerate(self.agent_names) for f in FIELDS}
 
 
+def default_path(task: str, tier: str) -> Path:
+    """Where a dataset is looked for when ``data.path`` is not given: ``data/<task>/<tier>.npz``."""
+    return Path("data") / task / f"{tier}.npz"
+
+
 def checksum(arrays: dict[str, np.ndarray]) -> str:
     h = hashlib.sha256()
     for key in sorted(arrays):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from dataclasses import replace
 import sys
 from pathlib import Path
 
@@ -58,8 +59,6 @@ def reproduce_main(argv: list[str]) -> None:
     parser.add_argument("--slurm", type=Path, help="write a SLURM job-array script for these cells and exit")
     args = parser.parse_args(argv)
     from omar_lightning.reproduce.runner import run_cells, status
-    from omar_lightning.reproduce.studies import Cell
-
     if args.workers < 1:
         _fail(f"--workers must be >= 1, got {args.workers}")
     seeds = args.seeds if args.seeds is not None else list(range(args.num_seeds))
@@ -68,7 +67,7 @@ def reproduce_main(argv: list[str]) -> None:
     except ValueError as e:
         _fail(str(e))
     if args.configs != "configs":
-        cells = [Cell(**{**c.__dict__, "config_root": args.configs}) for c in cells]
+        cells = [replace(c, config_root=args.configs) for c in cells]
     root = Path.cwd()
     if args.list:
         for i, cell in enumerate(cells):

@@ -20,6 +20,11 @@ def _rows(text: str, tasks: tuple[str, ...], tiers: tuple[str, ...], columns: tu
 
 _TIERS = ("random", "medium_replay", "medium", "expert")
 
+
+def _by_tier(rows: list[list[tuple[float, float]]]) -> dict[str, dict[str, tuple[float, float]]]:
+    """One row per tier (paper order), columns MA-ICQ, MA-TD3+BC, MA-CQL, OMAR."""
+    return {tier: dict(zip(_ALG, vals)) for tier, vals in zip(_TIERS, rows)}
+
 # Table 3, in the paper's order: tiers, then tasks; columns MA-ICQ, MA-TD3+BC, MA-CQL, OMAR.
 TABLE3 = _rows(
     """
@@ -45,31 +50,26 @@ TABLE4 = {
 }
 
 # Table 5: centralized critics, one row per method and tier (the paper does not name the task).
-TABLE5 = {
-    tier: dict(zip(_ALG, vals))
-    for tier, vals in zip(
-        _TIERS,
-        [
-            [(5.2, 5.5), (7.9, 2.2), (12.8, 4.9), (21.6, 4.6)],
-            [(10.1, 4.6), (9.3, 9.1), (11.2, 6.6), (19.1, 9.2)],
-            [(27.4, 5.3), (29.4, 3.7), (26.3, 13.3), (33.7, 14.5)],
-            [(96.7, 4.1), (108.1, 3.3), (69.5, 15.7), (105.9, 3.6)],
-        ],
-    )
-}
+TABLE5 = _by_tier(
+    [
+        [(5.2, 5.5), (7.9, 2.2), (12.8, 4.9), (21.6, 4.6)],
+        [(10.1, 4.6), (9.3, 9.1), (11.2, 6.6), (19.1, 9.2)],
+        [(27.4, 5.3), (29.4, 3.7), (26.3, 13.3), (33.7, 14.5)],
+        [(96.7, 4.1), (108.1, 3.3), (69.5, 15.7), (105.9, 3.6)],
+    ]
+)
 
 # Table 6: 2-agent HalfCheetah.
 TABLE6 = {
-    ("halfcheetah_2x3", tier): dict(zip(_ALG, vals))
-    for tier, vals in zip(
-        _TIERS,
+    ("halfcheetah_2x3", tier): row
+    for tier, row in _by_tier(
         [
             [(7.4, 0.0), (7.4, 0.0), (7.4, 0.0), (15.4, 12.3)],
             [(35.6, 2.7), (27.1, 5.5), (41.2, 10.1), (57.7, 5.1)],
             [(73.6, 5.0), (75.5, 3.7), (50.4, 10.8), (80.7, 10.2)],
             [(110.6, 3.3), (114.4, 3.8), (64.2, 24.9), (113.5, 4.3)],
-        ],
-    )
+        ]
+    ).items()
 }
 
 # Tables 1 and 2: MA-CQL's raw return with a larger actor learning rate / more actor updates.

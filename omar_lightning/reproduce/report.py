@@ -59,9 +59,22 @@ def fmt(agg: dict[str, float] | tuple[float, float] | None, digits: int = 1) -> 
     return f"{agg['mean']:.{digits}f} ± {agg['std']:.{digits}f} ({agg['n']})"
 
 
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (imported when a figure is drawn)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _winner(values: dict[str, float]) -> str:
     finite = {k: v for k, v in values.items() if v is not None and not math.isnan(v)}
-    return NAMES.get(max(finite, key=finite.get), max(finite, key=finite.get)) if finite else "–"
+    if not finite:
+        return "–"
+    best = max(finite, key=finite.get)
+    return NAMES.get(best, best)
 
 
 def _table_rows(results: Results, cells: list[tuple[str, str]], reference: dict, centralized: bool = False) -> list[str]:
@@ -81,10 +94,7 @@ def _table_rows(results: Results, cells: list[tuple[str, str]], reference: dict,
 def _curves_figure(results: Results, path: Path, panels: list[tuple[str, str]], lines: list[tuple[str, str]], title: str) -> bool:
     """One panel per (task, tier); per line (label, group key template with {task} and {tier}):
     mean normalized score over seeds vs updates, shaded between the seeds' min and max."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     present = [p for p in panels if any(results.runs(t.format(task=p[0], tier=p[1])) for _, t in lines)]
     if not present:
@@ -116,18 +126,14 @@ def _curves_figure(results: Results, path: Path, panels: list[tuple[str, str]], 
 
 
 def _save(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)
 
 
 def _agents_figure(results: Results, path: Path) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     rows = _agents_rows(results)
     if not any(r["macql_vs_behaviour"] is not None or r["omar_vs_macql"] is not None for r in rows):
@@ -162,10 +168,7 @@ def _agents_rows(results: Results) -> list[dict[str, Any]]:
 
 
 def _tau_figure(results: Results, path: Path) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     table = _tau_table(results)
     if not any(v["n"] for row in table.values() for v in row.values()):
@@ -196,15 +199,15 @@ def _tau_table(results: Results) -> dict[str, dict[float, dict[str, float]]]:
     return out
 
 
-def _landscape_figure(results: Results, path: Path) -> dict[str, Any] | None:
+def _landscape_run(results: Results) -> dict[str, Any] | None:
+    """The first seed's run of the landscape study, if it ran."""
     runs = results.runs(group_key("macql", spread(2), "medium_replay", post="landscape"))
-    if not runs:
-        return None
-    data = runs[0]["landscape"]
-    import matplotlib
+    return runs[0] if runs else None
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def _landscape_figure(run: dict[str, Any], path: Path) -> None:
+    data = run["landscape"]
+    plt = _pyplot()
 
     axis, q = np.array(data["axis"]), np.array(data["q1"])
     fig, ax = plt.subplots(figsize=(5.0, 4.8))
@@ -227,11 +230,10 @@ def _landscape_figure(results: Results, path: Path) -> dict[str, Any] | None:
     ax.indicate_inset_zoom(inset, edgecolor="white")
     ax.set_xlabel("action x", fontsize=8)
     ax.set_ylabel("action y", fontsize=8)
-    ax.set_title(f"Q1 of agent {data['agent']}, 2-agent spread medium-replay (seed {runs[0]['cell']['seed']})", fontsize=8)
+    ax.set_title(f"Q1 of agent {data['agent']}, 2-agent spread medium-replay (seed {run['cell']['seed']})", fontsize=8)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0.0, -0.14), ncol=2)
     fig.tight_layout()
     _save(fig, path)
-    return data
 
 
 def _costs(results: Results) -> list[str]:
@@ -346,18 +348,17 @@ def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
         figure(_tau_figure(results, figures / "tau.png"), figures / "tau.png", "Figure 3")
 
     section("landscape")
-    data = _landscape_figure(results, figures / "landscape.png") if figures else None
-    if data is None and not figures:
-        runs = results.runs(group_key("macql", spread(2), "medium_replay", post="landscape"))
-        data = runs[0]["landscape"] if runs else None
-    if data is None:
+    run = _landscape_run(results)
+    if run is None:
         out += ["not run", ""]
     else:
+        data = run["landscape"]
         out += [f"Agent {data['agent']}, dataset row {data['dataset_row']}, after {data['updates']:,} MA-CQL updates: pi(o) moves from "
                 f"({data['before'][0]:.3f}, {data['before'][1]:.3f}) to ({data['after_macql'][0]:.3f}, {data['after_macql'][1]:.3f}) with an MA-CQL "
                 f"actor update and to ({data['after_omar'][0]:.3f}, {data['after_omar'][1]:.3f}) with an OMAR update (tau {data['omar_tau']}); "
                 f"Q1's maximum on the grid is at ({data['argmax'][0]:.2f}, {data['argmax'][1]:.2f}).", ""]
         if figures:
+            _landscape_figure(run, figures / "landscape.png")
             figure(True, figures / "landscape.png", "Figure 1d")
 
     section("actor-lr-updates")

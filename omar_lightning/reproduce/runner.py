@@ -13,7 +13,6 @@ continues it exactly.
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import json
 import os
@@ -27,7 +26,7 @@ from typing import Any, Callable
 
 import yaml
 
-from omar_lightning.data import DatasetError, read_metadata
+from omar_lightning.data import DatasetError, default_path, read_metadata
 from omar_lightning.reproduce.studies import Cell
 from omar_lightning.reproduce.summary import LAST_EVALUATIONS, SCHEMA, read_curve, read_summary, run_score, write_summary
 
@@ -56,7 +55,6 @@ def cell_config(cell: Cell, root: Path, run_dir: Path) -> dict[str, Any]:
         config = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise ValueError(f"{path}: cannot read the config: {e}") from None
-    config = copy.deepcopy(config)
     for key, value in cell.overrides.items():
         _set(config, key, value)
     config["seed_everything"] = cell.seed
@@ -76,8 +74,9 @@ def cell_config(cell: Cell, root: Path, run_dir: Path) -> dict[str, Any]:
 
 
 def dataset_path(config: dict[str, Any]) -> Path:
+    """The config's dataset file, as ``OfflineDataModule`` resolves it (relative to the working directory)."""
     data = config.get("data") or {}
-    return Path(data["path"]) if data.get("path") else Path("data") / data.get("task", "cooperative_navigation") / f"{data.get('tier', 'random')}.npz"
+    return Path(data["path"]) if data.get("path") else default_path(data.get("task", "cooperative_navigation"), data.get("tier", "random"))
 
 
 def versions() -> dict[str, str]:
@@ -104,7 +103,7 @@ def status(cell: Cell, results: Path, root: Path) -> str:
         return "finished" if summary.get("digest") == digest(cell, root) else "stale"
     config = yaml.safe_load((root / cell.config).read_text())
     path = dataset_path(config)
-    return "pending" if (root / path).is_file() or path.is_file() else "no-dataset"
+    return "pending" if (root / path).is_file() else "no-dataset"  # an absolute path stays itself
 
 
 class CellBusy(Exception):
@@ -169,7 +168,7 @@ def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int
     (run_dir / "config.yaml").write_text(text)
     data_file = dataset_path(config)
     try:
-        meta = read_metadata(data_file if data_file.is_absolute() else root / data_file)
+        meta = read_metadata(root / data_file)
     except DatasetError as e:
         log(f"[skip] {cell.describe()}: {e}")
         return False
