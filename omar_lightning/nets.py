@@ -156,13 +156,18 @@ class TwinCritic(nn.Module):
     def q1(self, obs: Tensor, act: Tensor) -> Tensor:
         return self.net(torch.cat([obs, act], dim=-1), slice(0, self.num_agents)).squeeze(-1)
 
-    def sample_q(self, obs: Tensor, act: Tensor, twins: int = 2) -> Tensor:
+    def sample_q(self, obs: Tensor, act: Tensor, twins: int = 2, per_sample: bool | None = None) -> Tensor:
         """Q-values of K sampled actions per observation: obs [A, B, Do], act [A, K, B, Da] -> [twins, A, K, B].
 
         Equal to ``forward`` on the observations repeated K times (``twins=1``: Q1 only), BatchNorm
         statistics and running-statistic updates included, without materialising the repeated
         input: the observation part of the input norm and of the first layer is computed once per
         observation and broadcast over the K samples.
+
+        ``per_sample`` runs the hidden layers one sample at a time (default: on CPU). Each
+        ``[members, B, hidden]`` activation and its gradient then stays in cache, which makes the
+        CQL term about 1.5x and the refinement about 2.5x faster on CPU than one pass over all
+        K * B rows; on a GPU one pass (fewer kernel launches) is faster. Both give the same values.
         """
         a, k, b, da = act.shape
         do, m, net = obs.shape[-1], twins * a, self.net
@@ -173,11 +178,18 @@ class TwinCritic(nn.Module):
         else:
             obs, flat = obs.repeat(twins, 1, 1), flat.repeat(twins, 1, 1)
         w1 = net.fc1.weight[:m]
-        h_obs = torch.baddbmm(net.fc1.bias[:m], obs, w1[:, :do]).unsqueeze(1)  # [m, 1, b, H]
+        h_obs = torch.baddbmm(net.fc1.bias[:m], obs, w1[:, :do])  # [m, b, H]
+        members = slice(0, m)
         # in-place ReLU only on whole tensors, never on views (autograd would copy them back)
-        h = torch.relu_(torch.bmm(flat, w1[:, do:]).view(m, k, b, -1) + h_obs)
-        h = torch.relu_(net.fc2(h.view(m, k * b, -1), slice(0, m)))
-        return net.fc3(h, slice(0, m)).view(twins, a, k, b)
+        if per_sample if per_sample is not None else flat.device.type == "cpu":
+            q = []
+            for x in flat.view(m, k, b, da).transpose(0, 1):  # x: [m, b, da]
+                h = torch.relu_(torch.baddbmm(h_obs, x, w1[:, do:]))
+                q.append(net.fc3(torch.relu_(net.fc2(h, members)), members))  # [m, b, 1]
+            return torch.stack(q, 1).view(twins, a, k, b)
+        h = torch.relu_(torch.bmm(flat, w1[:, do:]).view(m, k, b, -1) + h_obs.unsqueeze(1))
+        h = torch.relu_(net.fc2(h.view(m, k * b, -1), members))
+        return net.fc3(h, members).view(twins, a, k, b)
 
 
 def _shared_input_norm(norm: MemberBatchNorm, x: Tensor, lo: int, twins: int, count: int) -> Tensor:

@@ -2,6 +2,7 @@
 
 import copy
 
+import pytest
 import torch
 from torch import nn
 
@@ -105,8 +106,10 @@ def test_per_agent_gradient_clipping_equals_clip_grad_norm_per_agent():
     torch.testing.assert_close(clipped[1], norms[1])
 
 
-def test_sample_q_equals_the_critic_on_repeated_observations():
-    """The shared-observation path: values, twin selection and BatchNorm running statistics."""
+@pytest.mark.parametrize("per_sample", [True, False])
+def test_sample_q_equals_the_critic_on_repeated_observations(per_sample):
+    """The shared-observation path, one sample at a time or all at once: values, twin selection,
+    BatchNorm running statistics and the gradients of every parameter."""
     torch.manual_seed(5)
     A, K, B = 3, 4, 16
     obs, act = torch.randn(A, B, 6) * 2 + 1, torch.rand(A, K, B, 2) * 2 - 1
@@ -120,12 +123,16 @@ def test_sample_q_equals_the_critic_on_repeated_observations():
         slow = copy.deepcopy(fast)
         repeated = obs.unsqueeze(1).expand(A, K, B, 6).reshape(A, K * B, 6)
         expected = slow(repeated, act.reshape(A, K * B, 2)).view(2, A, K, B)
-        got = fast.sample_q(obs, act)
+        got = fast.sample_q(obs, act, per_sample=per_sample)
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(fast.net.norm.running_mean, slow.net.norm.running_mean)
         torch.testing.assert_close(fast.net.norm.running_var, slow.net.norm.running_var)
-        torch.testing.assert_close(fast.sample_q(obs, act, twins=1)[0], got[0] if not train else fast.sample_q(obs, act)[0], rtol=1e-4, atol=1e-5)
-        # gradients agree too
-        g_fast = torch.autograd.grad(fast.sample_q(obs, act).sum(), fast.net.fc1.weight)[0]
-        g_slow = torch.autograd.grad(slow(repeated, act.reshape(A, K * B, 2)).sum(), slow.net.fc1.weight)[0]
-        torch.testing.assert_close(g_fast, g_slow, rtol=1e-4, atol=1e-4)
+        q1 = fast.sample_q(obs, act, twins=1, per_sample=per_sample)[0]
+        torch.testing.assert_close(q1, got[0] if not train else fast.sample_q(obs, act, per_sample=per_sample)[0], rtol=1e-4, atol=1e-5)
+        # gradients of every parameter agree too, through a non-linear function of the samples
+        weights = torch.randn(2, A, K, B)
+        g_fast = torch.autograd.grad((fast.sample_q(obs, act, per_sample=per_sample) * weights).logsumexp(2).sum(), list(fast.parameters()))
+        slow_q = slow(repeated, act.reshape(A, K * B, 2)).view(2, A, K, B)
+        g_slow = torch.autograd.grad((slow_q * weights).logsumexp(2).sum(), list(slow.parameters()))
+        for gf, gs in zip(g_fast, g_slow):
+            torch.testing.assert_close(gf, gs, rtol=1e-4, atol=1e-4)

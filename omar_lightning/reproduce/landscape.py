@@ -31,7 +31,7 @@ def q1_grid(module: Any, obs: torch.Tensor, agent: int, grid: int) -> tuple[np.n
     acts = obs.new_zeros(obs.shape[0], box.shape[0], 1, int(module.act_dims_t.max()))
     acts[agent, :, 0, :2] = box
     with torch.no_grad():
-        q = module.critic.sample_q(module.critic_input(obs, acts[:, 0]), acts, twins=1)[0]  # [A, K, 1]
+        q = module.critic.sample_q(module.critic_input(obs, acts[:, 0]), acts, twins=1, per_sample=False)[0]  # [A, K, 1]
     return axis.numpy(), q[agent, :, 0].reshape(grid, grid).numpy()
 
 
