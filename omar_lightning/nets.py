@@ -253,8 +253,8 @@ class JointContext(nn.Module):
         width = max(len(o) for o in others)
         pad = n * da  # index of an appended zero column
         others_index = [o + [pad] * (width - len(o)) for o in others]
-        self.register_buffer("obs_index", torch.tensor(obs_index), persistent=False)
-        self.register_buffer("others_index", torch.tensor(others_index), persistent=False)
+        self.register_buffer("obs_index", torch.tensor(obs_index, dtype=torch.long), persistent=False)
+        self.register_buffer("others_index", torch.tensor(others_index, dtype=torch.long), persistent=False)
         self.dim = len(obs_index) + width
 
     def forward(self, obs: Tensor, act: Tensor) -> Tensor:

@@ -31,6 +31,15 @@ def test_joint_context_against_a_hand_built_joint_input():
         torch.testing.assert_close(out[i], expected)
 
 
+def test_joint_context_of_a_single_agent_is_its_observation():
+    """One agent has no other agents' actions: the context is its observation alone (the
+    N = 1 runs of the agent-count study and MATD3's behaviour training)."""
+    ctx = JointContext([5], [2])
+    obs, act = torch.randn(1, 4, 5), torch.randn(1, 4, 2)
+    assert ctx.dim == 5
+    torch.testing.assert_close(ctx(obs, act), obs)
+
+
 def test_centralized_critic_sees_own_action_last_and_others_from_the_batch():
     torch.manual_seed(0)
     m = OMAR([4, 4], [2, 2], hidden_dim=8, centralized=True).eval()
