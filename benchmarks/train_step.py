@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import tempfile
 import time
@@ -31,6 +32,7 @@ from omar_lightning.callbacks import SoftTargetUpdate
 from omar_lightning.data import OfflineDataset, save_dataset
 from omar_lightning.datamodules import MinibatchStream, OfflineDataModule
 from omar_lightning.envs import task_spec
+from omar_lightning.nets import TwinCritic
 
 # Each algorithm's class and the settings that change its cost; the yardstick exists for OMAR and MA-CQL.
 ALGORITHMS = {
@@ -197,7 +199,14 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu", "cuda"])
     p.add_argument("--cases", default="sampling,bare,trainer,yardstick")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--sampled-path", default="auto", choices=["auto", "per-sample", "one-pass"],
+                   help="how the critic scores CQL and refinement samples (TwinCritic.sample_q; auto: per sample on CPU)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.sampled_path != "auto":
+        TwinCritic.sample_q = functools.partialmethod(TwinCritic.sample_q, per_sample=args.sampled_path == "per-sample")
     args.device = "gpu" if args.device == "cuda" else args.device
     torch.manual_seed(0)
     cases = args.cases.split(",")
@@ -217,7 +226,8 @@ def main() -> None:
             results["trainer"] = time_trainer(path, cls(**hp, max_updates=args.warmup + args.updates + 1), args)
         if "yardstick" in cases and args.device == "cpu" and args.algorithm in YARDSTICK_TAU:
             results["yardstick"] = yardstick(dm.store, obs_dims, act_dims, args, YARDSTICK_TAU[args.algorithm])
-    print(f"\n{args.algorithm} on {args.task}: batch {args.batch_size}, hidden {args.hidden}, {args.transitions:,} transitions, {args.device}, torch threads {torch.get_num_threads()}")
+    print(f"\n{args.algorithm} on {args.task}: batch {args.batch_size}, hidden {args.hidden}, {args.transitions:,} transitions, {args.device}, "
+          f"torch threads {torch.get_num_threads()}, sampled path {args.sampled_path}")
     print(f"{'case':<10} {'ms/update':>10}")
     for case, ms in results.items():
         print(f"{case:<10} {ms:>10.2f}")
@@ -227,7 +237,8 @@ def main() -> None:
         print(f"trainer / bare = {results['trainer'] / results['bare']:.3f}")
     for case, ms in results.items():
         print(json.dumps({"case": case, "task": args.task, "algorithm": args.algorithm, "device": args.device, "batch_size": args.batch_size,
-                          "hidden": args.hidden, "transitions": args.transitions, "ms_per_update": round(ms, 3)}))
+                          "hidden": args.hidden, "transitions": args.transitions, "threads": torch.get_num_threads(),
+                          "sampled_path": args.sampled_path, "ms_per_update": round(ms, 3)}))
 
 
 if __name__ == "__main__":
