@@ -1,5 +1,6 @@
 """MATD3 behaviour policies and ``omar collect``: determinism, exact resume, tiers, interrupted writes."""
 
+import json
 import os
 import signal
 import subprocess
@@ -193,3 +194,25 @@ def test_killed_collection_leaves_no_file_that_loads(tmp_path):
     for p in leftovers:
         with pytest.raises(DatasetError):
             load_dataset(p)
+
+
+SHIPPED = sorted(p for p in (Path(__file__).parents[1] / "omar_lightning" / "policies").iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_snapshots_replay_their_recorded_scores(folder):
+    """Every committed behaviour policy is the one its metadata describes: played noiselessly on
+    the training run's evaluation episodes, it scores exactly what snapshots.json recorded."""
+    from omar_lightning.envs import make_env
+    from omar_lightning.envs.rollout import run_episodes, score
+    from omar_lightning.online.matd3 import snapshot_policy
+
+    index = json.loads((folder / "snapshots.json").read_text())
+    cfg = MATD3Config()
+    for level in ("medium", "expert"):
+        snap = load_snapshot(folder / f"{level}.pt")
+        assert snap["task"] == index["task"] and snap["env_kwargs"] == index["env_kwargs"]
+        policy = snapshot_policy(snap, 0.0, np.random.default_rng(0))
+        res = run_episodes(lambda: make_env(snap["task"], **snap["env_kwargs"]), policy, cfg.eval_episodes, cfg.eval_seed, num_envs=10)
+        assert float(score(res).mean()) == pytest.approx(index["levels"][level]["score"], rel=1e-5)
+        assert snap["score"] == pytest.approx(index["levels"][level]["score"], rel=1e-9)
