@@ -178,16 +178,19 @@ class TwinCritic(nn.Module):
         else:
             obs, flat = obs.repeat(twins, 1, 1), flat.repeat(twins, 1, 1)
         w1 = net.fc1.weight[:m]
-        h_obs = torch.baddbmm(net.fc1.bias[:m], obs, w1[:, :do])  # [m, b, H]
+        w_obs, w_act = w1[:, :do], w1[:, do:]
+        h_obs = torch.baddbmm(net.fc1.bias[:m], obs, w_obs)  # [m, b, H]
         members = slice(0, m)
+        if per_sample is None:
+            per_sample = flat.device.type == "cpu"
         # in-place ReLU only on whole tensors, never on views (autograd would copy them back)
-        if per_sample if per_sample is not None else flat.device.type == "cpu":
+        if per_sample:
             q = []
             for x in flat.view(m, k, b, da).transpose(0, 1):  # x: [m, b, da]
-                h = torch.relu_(torch.baddbmm(h_obs, x, w1[:, do:]))
+                h = torch.relu_(torch.baddbmm(h_obs, x, w_act))
                 q.append(net.fc3(torch.relu_(net.fc2(h, members)), members))  # [m, b, 1]
             return torch.stack(q, 1).view(twins, a, k, b)
-        h = torch.relu_(torch.bmm(flat, w1[:, do:]).view(m, k, b, -1) + h_obs.unsqueeze(1))
+        h = torch.relu_(torch.bmm(flat, w_act).view(m, k, b, -1) + h_obs.unsqueeze(1))
         h = torch.relu_(net.fc2(h.view(m, k * b, -1), members))
         return net.fc3(h, members).view(twins, a, k, b)
 
