@@ -118,6 +118,34 @@ def test_two_cell_study_runs_skips_finished_and_reruns_unfinished_and_stale(tmp_
     assert json.loads(paths["omar"].read_text())["overrides"] == {} and "(resuming)" not in out.stdout
 
 
+def test_a_regenerated_dataset_makes_finished_and_unfinished_cells_stale(tmp_path):
+    """Results and checkpoints belong to the dataset they ran on: a file regenerated with other
+    content reruns finished cells and never resumes an unfinished one; a missing file (a fresh
+    clone with the committed summaries) leaves finished cells finished."""
+    _tree(tmp_path)
+    select = ["table3", "--tasks", "cooperative_navigation", "--tiers", "medium", "--algorithms", "omar", "macql", "--seeds", "0"]
+    assert _reproduce(tmp_path, *select, "--workers", "2").returncode == 0
+    data = tmp_path / "data" / "cooperative_navigation" / "medium.npz"
+    results = tmp_path / "results"
+    macql = results / "macql" / "cooperative_navigation" / "medium" / "default" / "seed_0.json"
+    old = json.loads(macql.read_text())["dataset"]["checksum"]
+
+    data.rename(data.with_suffix(".kept"))
+    assert _reproduce(tmp_path, *select, "--list").stdout.count("finished") == 2
+
+    ds = synthetic_dataset(n=300, seed=1)
+    ds.meta["tier"] = "medium"
+    save_dataset(data, ds)
+    macql.unlink()  # macql is now an unfinished cell with checkpoints made on the old file
+    listing = _reproduce(tmp_path, *select, "--list").stdout
+    assert "stale" in listing and "pending" in listing
+    out = _reproduce(tmp_path, *select)
+    assert out.returncode == 0 and "0 already finished, 2 ran" in out.stdout, out.stdout
+    assert "the dataset changed since" in out.stdout and "(resuming)" not in out.stdout
+    new = json.loads(macql.read_text())["dataset"]["checksum"]
+    assert new != old and json.loads((results / "omar" / "cooperative_navigation" / "medium" / "default" / "seed_0.json").read_text())["dataset"]["checksum"] == new
+
+
 def test_missing_dataset_is_skipped_with_its_name_and_bad_options_fail(tmp_path):
     _tree(tmp_path)
     (tmp_path / "data" / "cooperative_navigation" / "medium.npz").unlink()

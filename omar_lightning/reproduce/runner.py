@@ -94,16 +94,29 @@ def versions() -> dict[str, str]:
     return out
 
 
+def dataset_checksum(path: Path) -> str | None:
+    """The checksum recorded in a dataset file's metadata; None when it is absent or unreadable."""
+    try:
+        return read_metadata(path)["checksum"]
+    except DatasetError:
+        return None
+
+
 def status(cell: Cell, results: Path, root: Path) -> str:
-    """``finished``, ``pending``, ``stale`` (finished from another config), ``no-config`` or ``no-dataset``."""
+    """``finished``, ``pending``, ``stale`` (finished from another config, or from another dataset
+    than the file now at the config's path), ``no-config`` or ``no-dataset``. Without the dataset
+    file a finished cell stays finished: its summary records the checksum it ran on."""
     if not (root / cell.config).is_file():
         return "no-config"
+    config = yaml.safe_load((root / cell.config).read_text())
+    path = root / dataset_path(config)  # an absolute path stays itself
     summary = read_summary(results / f"{cell.key}.json")
     if summary is not None:
-        return "finished" if summary.get("digest") == digest(cell, root) else "stale"
-    config = yaml.safe_load((root / cell.config).read_text())
-    path = dataset_path(config)
-    return "pending" if (root / path).is_file() else "no-dataset"  # an absolute path stays itself
+        if summary.get("digest") != digest(cell, root):
+            return "stale"
+        current = dataset_checksum(path) if path.is_file() else None
+        return "stale" if current is not None and current != (summary.get("dataset") or {}).get("checksum") else "finished"
+    return "pending" if path.is_file() else "no-dataset"
 
 
 class CellBusy(Exception):
@@ -159,19 +172,26 @@ def run_cell(cell: Cell, results: Path, runs: Path, root: Path, threads: int = 0
 def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int, log: Callable[[str], None]) -> bool:
     config = cell_config(cell, root, run_dir)
     text = yaml.safe_dump(config, sort_keys=False)
-    if (run_dir / "config.yaml").is_file() and (run_dir / "config.yaml").read_text() != text:
-        # Checkpoints of another config must not be resumed: keep them aside, start afresh.
-        aside = run_dir.with_name(f"{run_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
-        run_dir.rename(aside)
-        log(f"[note] {cell.describe()}: the config changed since {run_dir} was made; moved it to {aside.name}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(text)
     data_file = dataset_path(config)
     try:
         meta = read_metadata(root / data_file)
     except DatasetError as e:
         log(f"[skip] {cell.describe()}: {e}")
         return False
+    # Checkpoints of another config or another dataset must not be resumed: keep them aside, start afresh.
+    ran_on = run_dir / "dataset_checksum.txt"
+    changed = [
+        what
+        for what, old, new in (("config", run_dir / "config.yaml", text), ("dataset", ran_on, meta["checksum"]))
+        if old.is_file() and old.read_text() != new
+    ]
+    if changed:
+        aside = run_dir.with_name(f"{run_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+        run_dir.rename(aside)
+        log(f"[note] {cell.describe()}: the {' and '.join(changed)} changed since {run_dir} was made; moved it to {aside.name}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(text)
+    ran_on.write_text(meta["checksum"])
     cmd = [sys.executable, "-m", "omar_lightning", "fit", "--config", str(run_dir / "config.yaml")]
     if (run_dir / "checkpoints" / "last.ckpt").is_file():
         cmd += ["--ckpt_path", "last"]
