@@ -241,10 +241,11 @@ def _costs(results: Results) -> list[str]:
     for runs in results.groups.values():
         for s in runs:
             c = s["cell"]
-            rows[(c["algorithm"], c["task"], s["max_updates"], s.get("threads", 0))].append(s["wall_seconds"])
-    lines = ["| algorithm | task | updates | threads per run | runs | wall seconds per run (mean) |", "|---|---|---|---|---|---|"]
-    for (alg, task, updates, threads), secs in sorted(rows.items()):
-        lines.append(f"| {NAMES.get(alg, alg)} | {task} | {updates:,} | {threads or 'all'} | {len(secs)} | {np.mean(secs):.0f} |")
+            variant = ", ".join(f"{k}={v}" for k, v in sorted(c.get("variant", {}).items())) or "default"
+            rows[(c["algorithm"], variant, c["task"], s["max_updates"], s.get("threads", 0))].append(s["wall_seconds"])
+    lines = ["| algorithm | variant | task | updates | threads per run | runs | wall seconds per run (mean) |", "|---|---|---|---|---|---|---|"]
+    for (alg, variant, task, updates, threads), secs in sorted(rows.items()):
+        lines.append(f"| {NAMES.get(alg, alg)} | {variant} | {task} | {updates:,} | {threads or 'all'} | {len(secs)} | {np.mean(secs):.0f} |")
     return lines
 
 
