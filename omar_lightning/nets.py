@@ -165,9 +165,10 @@ class TwinCritic(nn.Module):
         observation and broadcast over the K samples.
 
         ``per_sample`` runs the hidden layers one sample at a time (default: on CPU). Each
-        ``[members, B, hidden]`` activation and its gradient then stays in cache, which makes the
-        CQL term about 1.5x and the refinement about 2.5x faster on CPU than one pass over all
-        K * B rows; on a GPU one pass (fewer kernel launches) is faster. Both give the same values.
+        ``[members, B, hidden]`` activation and its gradient then stays in cache: with one thread
+        per process (as ``omar reproduce`` runs) the whole OMAR update is about 1.3x faster than
+        one pass over all K * B rows (docs/performance.md); on a GPU one pass (fewer kernel
+        launches) is the default. Both give the same values.
         """
         a, k, b, da = act.shape
         do, m, net = obs.shape[-1], twins * a, self.net
