@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from dataclasses import replace
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from omar_lightning.reproduce.studies import STUDIES, study

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from omar_lightning.reproduce import paper
-from omar_lightning.reproduce.studies import ACTOR_LRS, ACTOR_UPDATES, AGENT_COUNTS, MPE_TASKS, STUDIES, TAUS, TIERS, spread
+from omar_lightning.reproduce.studies import ACTOR_LRS, ACTOR_UPDATES, AGENT_COUNTS, MPE_TASKS, STUDIES, TAUS, TIERS, spread, variant_name
 from omar_lightning.reproduce.summary import LAST_EVALUATIONS, aggregate, load_summaries
 
 NAMES = {"maicq": "MA-ICQ", "matd3bc": "MA-TD3+BC", "macql": "MA-CQL", "omar": "OMAR", "bc": "BC"}
@@ -241,8 +241,7 @@ def _costs(results: Results) -> list[str]:
     for runs in results.groups.values():
         for s in runs:
             c = s["cell"]
-            variant = ", ".join(f"{k}={v}" for k, v in sorted(c.get("variant", {}).items())) or "default"
-            rows[(c["algorithm"], variant, c["task"], s["max_updates"], s.get("threads", 0))].append(s["wall_seconds"])
+            rows[(c["algorithm"], variant_name(c.get("variant", {}).items()), c["task"], s["max_updates"], s.get("threads", 0))].append(s["wall_seconds"])
     lines = ["| algorithm | variant | task | updates | threads per run | runs | wall seconds per run (mean) |", "|---|---|---|---|---|---|---|"]
     for (alg, variant, task, updates, threads), secs in sorted(rows.items()):
         lines.append(f"| {NAMES.get(alg, alg)} | {variant} | {task} | {updates:,} | {threads or 'all'} | {len(secs)} | {np.mean(secs):.0f} |")

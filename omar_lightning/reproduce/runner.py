@@ -114,7 +114,7 @@ def status(cell: Cell, results: Path, root: Path) -> str:
     if summary is not None:
         if summary.get("digest") != digest(cell, root):
             return "stale"
-        current = dataset_checksum(path) if path.is_file() else None
+        current = dataset_checksum(path)  # None without a readable file
         return "stale" if current is not None and current != (summary.get("dataset") or {}).get("checksum") else "finished"
     return "pending" if path.is_file() else "no-dataset"
 

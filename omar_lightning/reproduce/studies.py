@@ -8,6 +8,7 @@ the N = 3 point of the agent-count study, and run once.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,11 @@ _KEYS = {
     "actor_lr": "model.init_args.actor_lr",
     "actor_updates": "model.init_args.actor_updates",
 }
+
+
+def variant_name(variant: Iterable[tuple[str, Any]]) -> str:
+    """A cell's variant as it names results and runs: ``name=value`` pairs joined by ``-``, or ``default``."""
+    return "-".join(f"{name}={value}" for name, value in variant) or "default"
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,7 @@ class Cell:
 
     @property
     def variant_name(self) -> str:
-        return "-".join(f"{name}={value}" for name, value in self.variant) or "default"
+        return variant_name(self.variant)
 
     @property
     def key(self) -> str:
