@@ -164,11 +164,13 @@ class TwinCritic(nn.Module):
         input: the observation part of the input norm and of the first layer is computed once per
         observation and broadcast over the K samples.
 
-        ``per_sample`` runs the hidden layers one sample at a time (default: on CPU). Each
-        ``[members, B, hidden]`` activation and its gradient then stays in cache: with one thread
-        per process (as ``omar reproduce`` runs) the whole OMAR update is about 1.3x faster than
-        one pass over all K * B rows (docs/performance.md); on a GPU one pass (fewer kernel
-        launches) is the default. Both give the same values.
+        ``per_sample`` runs the hidden layers one sample at a time. The default does so on CPU
+        when gradients are recorded (the CQL samples): each ``[members, B, hidden]`` activation and
+        its gradient then stays in cache, and with one thread per process (as ``omar reproduce``
+        runs) the OMAR update is about 1.3x faster than one pass over all K * B rows. Without
+        gradients (the refinement's scores) nothing is kept for a backward pass and one pass is
+        faster, as it is on a GPU (fewer kernel launches); docs/performance.md has the figures.
+        Both paths give the same values.
         """
         a, k, b, da = act.shape
         do, m, net = obs.shape[-1], twins * a, self.net
@@ -183,7 +185,7 @@ class TwinCritic(nn.Module):
         h_obs = torch.baddbmm(net.fc1.bias[:m], obs, w_obs)  # [m, b, H]
         members = slice(0, m)
         if per_sample is None:
-            per_sample = flat.device.type == "cpu"
+            per_sample = flat.device.type == "cpu" and torch.is_grad_enabled()
         # in-place ReLU only on whole tensors, never on views (autograd would copy them back)
         if per_sample:
             q = []

@@ -98,16 +98,17 @@ def test_two_cell_study_runs_skips_finished_and_reruns_unfinished_and_stale(tmp_
     assert summary["dataset"]["checksum"] == json.loads(paths["macql"].read_text())["dataset"]["checksum"]
     assert summary["config"] == "configs/omar/cooperative_navigation/medium.yaml" and summary["cell"]["seed"] == 0
     assert summary["versions"]["torch"] == torch.__version__.split("+")[0] or summary["versions"]["torch"] == torch.__version__
-    assert summary["wall_seconds"] > 0
+    assert summary["wall_seconds"] > 0 and summary["threads"] == max(1, (os.cpu_count() or 1) // 2)
     stamps = {a: p.stat().st_mtime_ns for a, p in paths.items()}
 
     out = _reproduce(tmp_path, *select)  # everything finished: nothing runs
     assert "2 already finished, 0 ran" in out.stdout and {a: p.stat().st_mtime_ns for a, p in paths.items()} == stamps
 
     paths["macql"].unlink()  # an unfinished cell: rerun (resuming from its own last checkpoint), the other skipped
-    out = _reproduce(tmp_path, *select)
+    out = _reproduce(tmp_path, *select, "--threads", "1")
     assert "1 already finished, 1 ran" in out.stdout and "macql cooperative_navigation medium seed 0 (resuming)" in out.stdout
     assert paths["macql"].is_file() and paths["omar"].stat().st_mtime_ns == stamps["omar"]
+    assert json.loads(paths["macql"].read_text())["threads"] == 1  # as asked, and recorded for the cost table
 
     cfg = tmp_path / "configs" / "omar" / "cooperative_navigation" / "medium.yaml"  # a changed config makes its cell stale
     cfg.write_text(cfg.read_text().replace("tau: 0.7", "tau: 0.5"))
@@ -155,6 +156,8 @@ def test_missing_dataset_is_skipped_with_its_name_and_bad_options_fail(tmp_path)
     assert bad.returncode == 2 and "--tasks: moon not in study 'table3'" in bad.stderr
     bad = _reproduce(tmp_path, "table3", "--workers", "0")
     assert bad.returncode == 2 and "--workers must be >= 1" in bad.stderr
+    bad = _reproduce(tmp_path, "table3", "--threads", "0")
+    assert bad.returncode == 2 and "--threads must be >= 1" in bad.stderr
 
 
 def test_slurm_array_runs_one_cell_per_task(tmp_path):

@@ -51,6 +51,7 @@ def reproduce_main(argv: list[str]) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, help="seeds to run (default: 0 1 2 3 4)")
     parser.add_argument("--num-seeds", type=int, default=5, help="seeds 0..N-1 when --seeds is not given (default 5)")
     parser.add_argument("--workers", type=int, default=1, help="cells run at once as local processes (default 1)")
+    parser.add_argument("--threads", type=int, help="torch threads per cell (default: the cores shared out over the workers; all with one worker)")
     parser.add_argument("--results", type=Path, default=Path("results"), help="where run summaries go (default results/)")
     parser.add_argument("--runs", type=Path, default=Path("runs/reproduce"), help="where checkpoints and logs go (default runs/reproduce/)")
     parser.add_argument("--configs", default="configs", help="config directory (default configs/)")
@@ -61,6 +62,8 @@ def reproduce_main(argv: list[str]) -> None:
     from omar_lightning.reproduce.runner import run_cells, status
     if args.workers < 1:
         _fail(f"--workers must be >= 1, got {args.workers}")
+    if args.threads is not None and args.threads < 1:
+        _fail(f"--threads must be >= 1, got {args.threads}")
     seeds = args.seeds if args.seeds is not None else list(range(args.num_seeds))
     try:
         cells = study(args.study).cells(seeds, args.tasks, args.tiers, args.algorithms)
@@ -81,7 +84,7 @@ def reproduce_main(argv: list[str]) -> None:
         if not 0 <= args.cell < len(cells):
             _fail(f"--cell {args.cell}: this selection has cells 0..{len(cells) - 1}")
         cells = [cells[args.cell]]
-    counts = run_cells(cells, args.results, args.runs, root, args.workers, log=lambda m: print(m, flush=True))
+    counts = run_cells(cells, args.results, args.runs, root, args.workers, threads=args.threads, log=lambda m: print(m, flush=True))
     print(f"{args.study}: {counts['finished']} already finished, {counts['ran']} ran, {counts['failed']} failed, {counts['skipped']} skipped, {counts['busy']} busy elsewhere", flush=True)
     if counts["failed"]:
         raise SystemExit(1)

@@ -243,8 +243,10 @@ def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int
     return True
 
 
-def run_cells(cells: list[Cell], results: Path, runs: Path, root: Path, workers: int = 1, log: Callable[[str], None] = print) -> dict[str, int]:
-    """Run every unfinished cell, ``workers`` at a time; returns counts per outcome."""
+def run_cells(cells: list[Cell], results: Path, runs: Path, root: Path, workers: int = 1, threads: int | None = None, log: Callable[[str], None] = print) -> dict[str, int]:
+    """Run every unfinished cell, ``workers`` at a time, each with ``threads`` torch threads
+    (default: the cores shared out over the workers, or all of them for one worker); returns
+    counts per outcome."""
     counts = {"finished": 0, "ran": 0, "failed": 0, "skipped": 0, "busy": 0}
     todo = []
     for cell in cells:
@@ -258,7 +260,8 @@ def run_cells(cells: list[Cell], results: Path, runs: Path, root: Path, workers:
             todo.append(cell)
     if counts["finished"]:
         log(f"{counts['finished']} cell(s) already finished")
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers)) if workers > 1 else 0
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 1) // max(1, workers)) if workers > 1 else 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for outcome in pool.map(lambda c: run_cell(c, results, runs, root, threads, log), todo):
             counts[outcome] += 1
