@@ -263,7 +263,9 @@ class OMAR(LightningModule):
         hp = self.hparams
         ctx = self.critic_input(obs, act)
         pi = self.actor(obs)
-        q_pi = self.critic.q1(ctx, pi)
+        # With tau = 1 the policy-gradient term has weight 0: no backward pass through Q1 for it.
+        with torch.set_grad_enabled(torch.is_grad_enabled() and hp.tau < 1):
+            q_pi = self.critic.q1(ctx, pi)
         a_hat = None
         if hp.tau > 0:
             a_hat = self.refinement(self.score_q1(ctx), pi.detach(), q_pi.detach(), self.actor.act_mask)

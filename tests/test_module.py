@@ -9,6 +9,7 @@ from pytorch_lightning import Trainer
 from omar_lightning import OMAR, Refinement
 from omar_lightning.callbacks import EnvEvaluation, SoftTargetUpdate
 from omar_lightning.datamodules import OfflineDataModule
+from omar_lightning.nets import TwinCritic
 
 
 def batch_for(seed=0, A=3, B=64, obs_dim=18, act_dim=2):
@@ -89,6 +90,49 @@ def test_agents_are_isolated_changing_one_agents_data_leaves_the_others_update_a
         torch.testing.assert_close(v1[:, 2], v2[:, 2], msg=name)
         differs |= not torch.equal(v1[:, 1], v2[:, 1])
     assert differs
+
+
+def test_tau_one_skips_the_zero_weight_q_backward_and_updates_exactly_as_with_it(monkeypatch):
+    """With tau = 1 the actor's Q1 term has weight 0: Q1(o, pi) is computed without a graph, and
+    one update leaves every parameter exactly where the update through Q1 leaves it."""
+    torch.manual_seed(0)
+    base = OMAR([18] * 3, [2] * 3, hidden_dim=16, tau=1.0, cql_alpha=1.0)
+    batch = batch_for(3)
+    fast = _one_update(copy.deepcopy(base), batch, seed=7)
+    seen = []
+    q1 = TwinCritic.q1
+
+    def q1_with_graph(self, obs, act):
+        seen.append(torch.is_grad_enabled())
+        with torch.enable_grad():
+            return q1(self, obs, act)
+
+    monkeypatch.setattr(TwinCritic, "q1", q1_with_graph)
+    slow = _one_update(copy.deepcopy(base), batch, seed=7)
+    assert seen and not any(seen)  # the actor's Q1 call ran without recording a graph
+    for (name, p_fast), p_slow in zip(fast.named_parameters(), slow.parameters()):
+        assert torch.equal(p_fast, p_slow), name
+
+
+def test_actor_gradient_below_tau_one_is_the_tau_weighted_sum_of_rectification_and_q1():
+    """tau < 1: the actor's gradient is that of tau * mean((pi - a_hat)^2) / D - (1 - tau) * mean Q1(o, pi)
+    per agent, recomputed here from the networks with the same refined actions."""
+    torch.manual_seed(0)
+    model = OMAR([18] * 3, [2] * 3, hidden_dim=16, tau=0.4, cql_alpha=1.0, action_l2=0.0)
+    batch = batch_for(4)
+    obs, act = batch["obs"], batch["actions"]
+    params = list(model.actor.parameters())
+    torch.manual_seed(11)
+    loss, _ = model.actor_objective(obs, act)
+    got = torch.autograd.grad(loss, params)
+    torch.manual_seed(11)
+    ctx = model.critic_input(obs, act)
+    pi = model.actor(obs)
+    q = model.critic.q1(ctx, pi)
+    a_hat = model.refinement(model.score_q1(ctx), pi.detach(), q.detach(), model.actor.act_mask)
+    ref = (0.4 * (pi - a_hat).pow(2).mean((1, 2)) - 0.6 * q.mean(1)).sum()
+    for g, r in zip(got, torch.autograd.grad(ref, params)):
+        torch.testing.assert_close(g, r)
 
 
 def test_soft_update_arithmetic():
