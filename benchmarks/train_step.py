@@ -201,7 +201,7 @@ def main() -> None:
     p.add_argument("--cases", default="sampling,bare,trainer,yardstick")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--sampled-path", default="auto", choices=["auto", "per-sample", "one-pass"],
-                   help="how the critic scores CQL and refinement samples (TwinCritic.sample_q; auto: per sample on CPU)")
+                   help="how the critic scores CQL and refinement samples (TwinCritic.sample_q; auto: per sample on CPU where gradients are recorded, one pass otherwise)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
