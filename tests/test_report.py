@@ -1,8 +1,15 @@
 """omar report: the results page and figures from committed summaries alone, deterministic."""
 
+import copy
+import json
+import math
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from omar_lightning.reproduce.report import Results, _agents_rows
 
 DATA = Path(__file__).resolve().parent / "data" / "report"
 
@@ -32,8 +39,27 @@ def test_report_cells_scores_and_winners():
     row = next(line for line in page.splitlines() if line.startswith("| Cooperative navigation | Medium |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[6] == "15.0 ± 0.0 (1)" and cells[8] == "35.0 ± 5.0 (2)" and cells[-2:] == ["OMAR", "OMAR"]
-    assert "| 2 | 80.00 | 95.00 ± 0.00 (1) | 115.00 ± 0.00 (1) | +18.8% | +21.1% |" in page  # (95-80)/80, (115-95)/95
+    assert "| 2 | 80.00 | 95.00 ± 0.00 (1) | 115.00 ± 0.00 (1) | +18.8 ± 0.0% | +21.1 ± 0.0% |" in page  # (95-80)/80, (115-95)/95
     assert "Hand-written discussion, included verbatim." in page  # results/notes.md
+
+
+def test_agent_count_improvements_carry_the_spread_over_seeds():
+    base = json.loads((DATA / "results" / "macql" / "cooperative_navigation_n2" / "medium_replay" / "default" / "seed_0.json").read_text())
+    summaries = []
+    for algorithm, returns in (("macql", (90.0, 110.0)), ("omar", (140.0, 160.0))):
+        for seed, ret in enumerate(returns):
+            s = copy.deepcopy(base)
+            s["key"] = s["key"].replace("macql", algorithm).replace("seed_0", f"seed_{seed}")
+            s["cell"].update(algorithm=algorithm, seed=seed)
+            s["score"]["return"] = ret
+            summaries.append(s)
+    row = next(r for r in _agents_rows(Results(summaries)) if r["n"] == 2)
+    behaviour = base["dataset"]["behaviour_return"]
+    # MA-CQL 100 +- 10 over a fixed behaviour return; OMAR 150 +- 10 over MA-CQL 100 +- 10.
+    assert row["macql_vs_behaviour"] == pytest.approx(100 * (100 - behaviour) / abs(behaviour))
+    assert row["macql_vs_behaviour_std"] == pytest.approx(100 * 10 / abs(behaviour))
+    assert row["omar_vs_macql"] == pytest.approx(50.0)
+    assert row["omar_vs_macql_std"] == pytest.approx(100 * 1.5 * math.hypot(10 / 150, 10 / 100))
 
 
 def test_report_without_results_directory_fails_with_one_line(tmp_path):

@@ -140,8 +140,9 @@ def _agents_figure(results: Results, path: Path) -> bool:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
     for ax, field, title in ((axes[0], "macql_vs_behaviour", "Fig. 1c: MA-CQL over the behaviour policy"), (axes[1], "omar_vs_macql", "Fig. 2: OMAR over MA-CQL")):
-        pts = [(r["n"], r[field]) for r in rows if r[field] is not None]
-        ax.bar([p[0] for p in pts], [p[1] for p in pts], color="tab:blue" if field == "macql_vs_behaviour" else "tab:green")
+        pts = [(r["n"], r[field], r[field + "_std"]) for r in rows if r[field] is not None]
+        ax.bar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], capsize=3,
+               color="tab:blue" if field == "macql_vs_behaviour" else "tab:green")
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(list(AGENT_COUNTS))
         ax.set_xlabel("number of agents", fontsize=8)
@@ -162,8 +163,14 @@ def _agents_rows(results: Results) -> list[dict[str, Any]]:
         runs = results.runs(group_key("macql", task, "medium_replay")) or results.runs(group_key("omar", task, "medium_replay"))
         behaviour = runs[0]["dataset"]["behaviour_return"] if runs else None
         pct = lambda a, b: None if a["n"] == 0 or b is None or b == 0 else 100.0 * (a["mean"] - b) / abs(b)  # noqa: E731
-        rows.append({"n": n, "macql": cql, "omar": omar, "behaviour": behaviour,
-                     "macql_vs_behaviour": pct(cql, behaviour), "omar_vs_macql": None if cql["n"] == 0 else pct(omar, cql["mean"])})
+        row = {"n": n, "macql": cql, "omar": omar, "behaviour": behaviour,
+               "macql_vs_behaviour": pct(cql, behaviour), "omar_vs_macql": None if cql["n"] == 0 else pct(omar, cql["mean"])}
+        # Spread over seeds, to first order: the behaviour return is one number (the dataset's
+        # mean); OMAR over MA-CQL carries both methods' relative spreads.
+        row["macql_vs_behaviour_std"] = None if row["macql_vs_behaviour"] is None else 100.0 * cql["std"] / abs(behaviour)
+        row["omar_vs_macql_std"] = None if row["omar_vs_macql"] is None else (
+            100.0 * abs(omar["mean"] / cql["mean"]) * math.hypot(omar["std"] / omar["mean"] if omar["mean"] else 0.0, cql["std"] / cql["mean"]))
+        rows.append(row)
     return rows
 
 
@@ -327,12 +334,15 @@ def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
     out += _table_rows(results, [("halfcheetah_2x3", t) for t in TIERS], paper.TABLE6) + [""]
 
     section("agents")
-    out += ["Returns (not normalized) on spread medium-replay; improvement = 100 * (ours - reference) / |reference|.", "",
+    out += ["Returns (not normalized) on spread medium-replay; improvement = 100 * (ours - reference) / |reference|, "
+            "+- its spread over seeds to first order (the behaviour return is the dataset's mean; OMAR over MA-CQL "
+            "carries the relative std of both methods).", "",
             "| agents | behaviour (dataset mean) | MA-CQL return | OMAR return | MA-CQL over behaviour (Fig. 1c) | OMAR over MA-CQL (Fig. 2) |", "|---|---|---|---|---|---|"]
     for r in _agents_rows(results):
-        pct = lambda v: "–" if v is None else f"{v:+.1f}%"  # noqa: E731
+        pct = lambda v, sd: "–" if v is None else f"{v:+.1f} ± {sd:.1f}%"  # noqa: E731
         behaviour = "–" if r["behaviour"] is None else f"{r['behaviour']:.2f}"
-        out.append(f"| {r['n']} | {behaviour} | {fmt(r['macql'], 2)} | {fmt(r['omar'], 2)} | {pct(r['macql_vs_behaviour'])} | {pct(r['omar_vs_macql'])} |")
+        out.append(f"| {r['n']} | {behaviour} | {fmt(r['macql'], 2)} | {fmt(r['omar'], 2)} | "
+                   f"{pct(r['macql_vs_behaviour'], r['macql_vs_behaviour_std'])} | {pct(r['omar_vs_macql'], r['omar_vs_macql_std'])} |")
     out.append("")
     if figures:
         figure(_agents_figure(results, figures / "agents.png"), figures / "agents.png", "Figures 1c and 2")
