@@ -169,7 +169,7 @@ def _agents_rows(results: Results) -> list[dict[str, Any]]:
         # mean); OMAR over MA-CQL carries both methods' relative spreads.
         row["macql_vs_behaviour_std"] = None if row["macql_vs_behaviour"] is None else 100.0 * cql["std"] / abs(behaviour)
         row["omar_vs_macql_std"] = None if row["omar_vs_macql"] is None else (
-            100.0 * abs(omar["mean"] / cql["mean"]) * math.hypot(omar["std"] / omar["mean"] if omar["mean"] else 0.0, cql["std"] / cql["mean"]))
+            100.0 * math.hypot(omar["std"], omar["mean"] * cql["std"] / cql["mean"]) / abs(cql["mean"]))
         rows.append(row)
     return rows
 
