@@ -45,8 +45,9 @@ ALGORITHMS = {
 YARDSTICK_TAU = {"omar": 1.0, "macql": 0.0}
 
 
-def synthetic_file(task: str, n: int, directory: Path) -> tuple[Path, list[int], list[int]]:
-    spec = task_spec(task)
+def synthetic_file(task: str, n: int, directory: Path, env_kwargs: dict | None = None) -> tuple[Path, list[int], list[int]]:
+    env_kwargs = dict(env_kwargs or {})
+    spec = task_spec(task, **env_kwargs)
     rng = np.random.default_rng(0)
     f32 = lambda *s: rng.standard_normal(s, dtype=np.float32)  # noqa: E731
     ds = OfflineDataset(
@@ -55,7 +56,7 @@ def synthetic_file(task: str, n: int, directory: Path) -> tuple[Path, list[int],
         rewards=[f32(n) for _ in spec.obs_dims],
         next_obs=[f32(n, d) for d in spec.obs_dims],
         dones=[np.zeros(n, np.float32) for _ in spec.obs_dims],
-        meta={"task": task, "tier": "random", "agent_names": spec.agent_names, "s_random": 0.0, "s_expert": 1.0, "env_kwargs": {}},
+        meta={"task": task, "tier": "random", "agent_names": spec.agent_names, "s_random": 0.0, "s_expert": 1.0, "env_kwargs": env_kwargs},
     )
     return save_dataset(directory / f"{task}.npz", ds), list(spec.obs_dims), list(spec.act_dims)
 

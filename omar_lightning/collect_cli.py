@@ -7,7 +7,8 @@
         [--policy SNAPSHOT] [--expert SNAPSHOT] --size N --out FILE [--seed S]
 
 ``train`` runs :class:`~omar_lightning.online.matd3.MATD3Trainer` (resuming from
-``DIR/state.pt`` when it exists; ``--steps`` is the total to reach), evaluates the policy every
+``DIR/state.pt`` when it exists; ``--steps`` is the total to reach, and may exceed the first
+run's: the replay buffer grows), evaluates the policy every
 ``--eval-every`` steps and keeps every evaluated policy as ``DIR/snapshots/step_<steps>.pt``,
 indexed with its score in ``DIR/snapshots.json``. Snapshots at return levels are copied to
 ``DIR/<level>.pt``: ``--levels NAME=RETURN`` keeps the first policy whose evaluation score
@@ -119,6 +120,7 @@ def train(args: argparse.Namespace) -> None:
                 f"{state}: holds a run of task {trainer.task!r} (env_kwargs {trainer.env_kwargs}, seed {trainer.seed}), "
                 f"not {args.task!r} ({env_kwargs}, seed {args.seed}); use another --out"
             )
+        trainer.reserve(trainer.rows_needed(args.steps))  # continued past its first --steps
         print(f"Resuming {state} at step {trainer.steps:,}")
     else:
         cfg = dict(TASK_DEFAULTS.get(args.task, {}))

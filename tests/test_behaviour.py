@@ -53,6 +53,33 @@ def test_matd3_resume_equals_uninterrupted(tmp_path):
     assert [e for e in resumed.evaluations if e["steps"] != 150] == full.evaluations
 
 
+def test_matd3_continued_past_its_buffer_equals_a_run_with_the_larger_buffer(tmp_path):
+    full = MATD3Trainer("cooperative_navigation", 5, config=MATD3Config(**{**TINY, "buffer_size": 400}))
+    full.train(400, progress=False)
+    part = MATD3Trainer("cooperative_navigation", 5, config=MATD3Config(**{**TINY, "buffer_size": 200}))
+    part.train(200, progress=False, save_path=tmp_path / "state.pt")
+    resumed = MATD3Trainer.load(tmp_path / "state.pt")
+    with pytest.raises(ValueError, match="buffer_size"):
+        resumed.train(400, progress=False)
+    resumed.reserve(resumed.rows_needed(400))
+    assert resumed.cfg.buffer_size == 400 and resumed.size == 200
+    resumed.train(400, progress=False)
+    assert (resumed.steps, resumed.updates, resumed.size) == (full.steps, full.updates, full.size)
+    assert torch.equal(_params(resumed), _params(full))
+    for k, v in full.buf.items():
+        assert np.array_equal(resumed.buf[k], v), k
+
+
+def test_collect_train_continues_past_its_first_steps(tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--task", "cooperative_navigation", "--out", str(out), "--eval-every", "1250", "--no-progress"]
+    _collect([*args, "--steps", "1250"])  # sizes its buffer for 1,250 rows: whole rounds of 10 x 25 steps
+    _collect([*args, "--steps", "1500"])
+    index = json.loads((out / "snapshots.json").read_text())
+    assert [s["steps"] for s in index["snapshots"]] == [1250, 1500]
+    assert MATD3Trainer.load(out / "state.pt").size == 1500
+
+
 def test_matd3_heterogeneous_world_and_decentralized_critics():
     t = MATD3Trainer("world", 0, config=MATD3Config(**{**TINY, "centralized": False, "num_envs": 1, "eval_every": 1000}))
     t.train(150, progress=False)

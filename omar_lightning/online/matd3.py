@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -250,7 +250,7 @@ class MATD3Trainer:
         """
         cfg = self.cfg
         round_steps = cfg.num_envs * self.spec.episode_length
-        if self.steps + math.ceil(max(0, total_steps - self.steps) / round_steps) * round_steps > cfg.buffer_size:
+        if self.rows_needed(total_steps) > cfg.buffer_size:
             raise ValueError(
                 f"steps ({total_steps:,}, rounded up to whole rounds of {round_steps} steps) must not exceed buffer_size "
                 f"({cfg.buffer_size:,}): the replay buffer never wraps"
@@ -356,6 +356,25 @@ class MATD3Trainer:
         t.steps, t.updates, t.episodes = int(st["steps"]), int(st["updates"]), int(st["episodes"])
         t.evaluations = list(st["evaluations"])
         return t
+
+    def rows_needed(self, total_steps: int) -> int:
+        """Replay rows a run to ``total_steps`` fills: the steps rounded up to whole rounds (every
+        environment copy plays whole episodes)."""
+        round_steps = self.cfg.num_envs * self.spec.episode_length
+        return self.steps + math.ceil(max(0, total_steps - self.steps) / round_steps) * round_steps
+
+    def reserve(self, rows: int) -> None:
+        """Grow the replay buffer to hold ``rows`` rows (``cfg.buffer_size`` follows), keeping what
+        it holds. Minibatches are drawn from the rows written so far, never from the capacity, so a
+        run continued to more steps than its first ``--steps`` is the same as one started with
+        the larger buffer."""
+        if rows <= self.cfg.buffer_size:
+            return
+        for k, v in self.buf.items():
+            grown = np.zeros((rows,) + v.shape[1:], v.dtype)
+            grown[: self.size] = v[: self.size]
+            self.buf[k] = grown
+        self.cfg = replace(self.cfg, buffer_size=rows)
 
     def snapshot(self, path: str | os.PathLike, level: str, score_value: float) -> Path:
         """Save the current policy (actor weights and what rolling it out needs) to ``path``."""
