@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--eval-every", type=_positive, default=None, help="environment steps between evaluations")
     tr.add_argument("--save-every", type=_positive, default=50_000, help="environment steps between saves of the training state")
     tr.add_argument("--updates-per-step", type=float, default=None, help="gradient updates per environment step")
+    tr.add_argument("--shaping", type=float, default=None,
+                    help="training-only reward: minus SHAPING x the distance to the nearest good agent (predator-prey default 0.1, else 0)")
     tr.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE")
     tr.add_argument("--no-progress", action="store_true")
     ds = sub.add_parser("dataset", help="write one dataset tier")
@@ -121,6 +123,8 @@ def train(args: argparse.Namespace) -> None:
                 f"not {args.task!r} ({env_kwargs}, seed {args.seed}); use another --out"
             )
         trainer.reserve(trainer.rows_needed(args.steps))  # continued past its first --steps
+        if args.shaping is not None and args.shaping != trainer.cfg.shaping:
+            raise ValueError(f"--shaping {args.shaping}: {state} was trained with shaping {trainer.cfg.shaping}; use another --out")
         print(f"Resuming {state} at step {trainer.steps:,}")
     else:
         cfg = dict(TASK_DEFAULTS.get(args.task, {}))
@@ -128,6 +132,8 @@ def train(args: argparse.Namespace) -> None:
             cfg["eval_every"] = args.eval_every
         if args.updates_per_step:
             cfg["updates_per_step"] = args.updates_per_step
+        if args.shaping is not None:
+            cfg["shaping"] = args.shaping
         rounds = MATD3Config(**cfg).num_envs * task_spec(args.task, **env_kwargs).episode_length
         cfg["buffer_size"] = max(-(-args.steps // rounds) * rounds, cfg.get("batch_size", 1024))
         trainer = MATD3Trainer(args.task, args.seed, env_kwargs, MATD3Config(**cfg))

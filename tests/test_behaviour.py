@@ -80,6 +80,52 @@ def test_collect_train_continues_past_its_first_steps(tmp_path):
     assert MATD3Trainer.load(out / "state.pt").size == 1500
 
 
+def test_chase_distances_are_each_predators_distance_to_the_prey():
+    from omar_lightning.envs import make_env
+
+    env = make_env("predator_prey")
+    env.reset(seed=3)
+    env.step_forces(np.full((3, 2), 0.5, np.float32))
+    prey = env.world.agents[-1]
+    assert not prey.adversary
+    want = [np.linalg.norm(a.state.p_pos - prey.state.p_pos) for a in env.world.agents[:3]]
+    np.testing.assert_allclose(env.chase_distances(), want, rtol=1e-6)
+
+
+def test_matd3_shaping_changes_only_the_training_reward():
+    cfg = {**TINY, "start_steps": 400, "num_envs": 1, "eval_every": 10_000}
+    shaped = MATD3Trainer("predator_prey", 2, config=MATD3Config(**cfg, shaping=0.5))
+    plain = MATD3Trainer("predator_prey", 2, config=MATD3Config(**cfg))
+    for t in (shaped, plain):
+        t.train(200, progress=False)  # uniform random steps only: the same transitions
+    assert shaped.updates == plain.updates == 0 and "distances" not in plain.buf
+    for k in ("obs", "actions", "rewards", "next_obs", "dones"):
+        assert np.array_equal(shaped.buf[k][:200], plain.buf[k][:200]), k  # the buffer keeps the task reward
+    d = shaped.buf["distances"][:200]
+    assert d.min() > 0 and d.max() < 10
+    # one update of each: equal when the plain run's rewards are the shaped ones
+    plain.buf["rewards"][:200] -= 0.5 * d
+    shaped.update(), plain.update()
+    assert torch.equal(_params(shaped), _params(plain))
+    plain.buf["rewards"][:200] += 0.5 * d
+    plain.update(), shaped.update()
+    assert not torch.equal(_params(shaped), _params(plain))
+    with pytest.raises(ValueError, match="shaping"):
+        MATD3Config(shaping=-1.0).validate()
+    with pytest.raises(ValueError, match="shaping: task 'cooperative_navigation'"):
+        MATD3Trainer("cooperative_navigation", 0, config=MATD3Config(**TINY, shaping=0.1))
+
+
+def test_collect_train_refuses_another_shaping_on_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--task", "predator_prey", "--out", str(out), "--no-progress"]
+    _collect([*args, "--steps", "250", "--shaping", "0.2"])
+    assert MATD3Trainer.load(out / "state.pt").cfg.shaping == 0.2
+    with pytest.raises(SystemExit):
+        _collect([*args, "--steps", "500", "--shaping", "0.1"])
+    assert "--shaping 0.1" in capsys.readouterr().err and MATD3Trainer.load(out / "state.pt").steps == 250
+
+
 def test_matd3_heterogeneous_world_and_decentralized_critics():
     t = MATD3Trainer("world", 0, config=MATD3Config(**{**TINY, "centralized": False, "num_envs": 1, "eval_every": 1000}))
     t.train(150, progress=False)

@@ -256,6 +256,12 @@ class MPECompetitive(MPETableEnv):
             self.render()
         return self._obs(self._learners), rewards, terminated, truncated
 
+    def chase_distances(self) -> np.ndarray:
+        """Distance from each learning agent to its nearest good agent, [num_learners] (the
+        distance term that shapes the behaviour policy's training reward, ``MATD3Config.shaping``)."""
+        prey = np.stack([a.state.p_pos for a in self._fixed])
+        return np.array([np.sqrt(((prey - a.state.p_pos) ** 2).sum(-1)).min() for a in self._learners], dtype=np.float32)
+
     def step_forces(self, forces: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, bool, bool]:
         """``forces [A, act_dim]`` for all learning agents (equal action sizes only)."""
         forces = np.asarray(forces, dtype=np.float32)
