@@ -98,8 +98,9 @@ class MATD3Config:
 
 #: Settings per task that differ from :class:`MATD3Config`'s defaults.
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    # The predators' reward is +10 per contact and nothing else: without a distance term MATD3 did
-    # not learn in 500,000 steps (docs/datasets.md). 0.1 is simple_world_comm's own shaping weight.
+    # The predators' reward is +10 per contact and nothing else; 0.1 is simple_world_comm's own
+    # shaping weight. Neither the unshaped (500,000 steps) nor a shaped run (300,000) has learned
+    # to catch the scripted prey yet (docs/datasets.md).
     "predator_prey": dict(shaping=0.1),
     "halfcheetah_2x3": dict(hidden_dim=256, actor_lr=3e-4, critic_lr=3e-4, gamma=0.99, rho=0.005, batch_size=256,
                             start_steps=25_000, update_every=50, updates_per_step=1.0, num_envs=1, eval_every=20_000, eval_episodes=5),
