@@ -92,6 +92,7 @@ class PhaseTimer(Callback):
 
 def measure(config: dict[str, Any], synthetic: Path, args, work: Path) -> dict[str, float]:
     """Train the config for ``args.updates`` updates on ``synthetic``; the phases' mean costs."""
+    torch.set_num_threads(args.threads)  # runs in a spawned process: the parent's setting is not inherited
     config = copy.deepcopy(config)
     model, data = config["model"]["init_args"], config["data"]
     model["max_updates"] = args.updates
