@@ -122,9 +122,9 @@ def train(args: argparse.Namespace) -> None:
                 f"{state}: holds a run of task {trainer.task!r} (env_kwargs {trainer.env_kwargs}, seed {trainer.seed}), "
                 f"not {args.task!r} ({env_kwargs}, seed {args.seed}); use another --out"
             )
-        trainer.reserve(trainer.rows_needed(args.steps))  # continued past its first --steps
         if args.shaping is not None and args.shaping != trainer.cfg.shaping:
             raise ValueError(f"--shaping {args.shaping}: {state} was trained with shaping {trainer.cfg.shaping}; use another --out")
+        trainer.reserve(trainer.rows_needed(args.steps))  # continued past its first --steps
         print(f"Resuming {state} at step {trainer.steps:,}")
     else:
         cfg = dict(TASK_DEFAULTS.get(args.task, {}))
