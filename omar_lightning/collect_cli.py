@@ -77,6 +77,34 @@ def _env_kwargs(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _settings(items: list[str]) -> dict[str, Any]:
+    """``--set FIELD=VALUE`` items as MATD3Config fields, typed like the field's default."""
+    import dataclasses
+
+    import yaml
+
+    from omar_lightning.online.matd3 import MATD3Config
+
+    fields = {f.name: type(f.default) for f in dataclasses.fields(MATD3Config)}
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or key not in fields or key == "buffer_size":
+            known = ", ".join(sorted(k for k in fields if k != "buffer_size"))
+            raise ValueError(f"--set {item!r}: takes FIELD=VALUE with FIELD one of {known}")
+        value = yaml.safe_load(text)
+        kind = fields[key]
+        if kind is float and not isinstance(value, bool):
+            try:  # YAML reads 1e-3 as a string
+                value = float(text)
+            except ValueError:
+                pass
+        if type(value) is not kind:
+            raise ValueError(f"--set {item!r}: {key} takes a {kind.__name__}, got {text!r}")
+        out[key] = value
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omar collect", description="Train behaviour policies and write dataset tiers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -91,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--updates-per-step", type=float, default=None, help="gradient updates per environment step")
     tr.add_argument("--shaping", type=float, default=None,
                     help="training-only reward: minus SHAPING x the distance to the nearest good agent (predator-prey default 0.1, else 0)")
+    tr.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="settings",
+                    help="any MATD3Config field of a new run, e.g. --set actor_lr=0.001 (see omar_lightning/online/matd3.py)")
     tr.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE")
     tr.add_argument("--no-progress", action="store_true")
     ds = sub.add_parser("dataset", help="write one dataset tier")
@@ -115,6 +145,11 @@ def train(args: argparse.Namespace) -> None:
     out: Path = args.out
     env_kwargs = _env_kwargs(args.env_kwarg)
     state = out / "state.pt"
+    settings = _settings(args.settings)
+    if args.updates_per_step:
+        settings["updates_per_step"] = args.updates_per_step
+    if args.shaping is not None:
+        settings["shaping"] = args.shaping
     if state.exists():
         trainer = MATD3Trainer.load(state)
         if trainer.task != args.task or trainer.env_kwargs != env_kwargs or trainer.seed != args.seed:
@@ -122,18 +157,16 @@ def train(args: argparse.Namespace) -> None:
                 f"{state}: holds a run of task {trainer.task!r} (env_kwargs {trainer.env_kwargs}, seed {trainer.seed}), "
                 f"not {args.task!r} ({env_kwargs}, seed {args.seed}); use another --out"
             )
-        if args.shaping is not None and args.shaping != trainer.cfg.shaping:
-            raise ValueError(f"--shaping {args.shaping}: {state} was trained with shaping {trainer.cfg.shaping}; use another --out")
+        for key, value in settings.items():
+            if getattr(trainer.cfg, key) != value:
+                raise ValueError(f"{key}={value}: {state} was trained with {key}={getattr(trainer.cfg, key)}; use another --out")
         trainer.reserve(trainer.rows_needed(args.steps))  # continued past its first --steps
         print(f"Resuming {state} at step {trainer.steps:,}")
     else:
         cfg = dict(TASK_DEFAULTS.get(args.task, {}))
         if args.eval_every:
             cfg["eval_every"] = args.eval_every
-        if args.updates_per_step:
-            cfg["updates_per_step"] = args.updates_per_step
-        if args.shaping is not None:
-            cfg["shaping"] = args.shaping
+        cfg.update(settings)
         rounds = MATD3Config(**cfg).num_envs * task_spec(args.task, **env_kwargs).episode_length
         cfg["buffer_size"] = max(-(-args.steps // rounds) * rounds, cfg.get("batch_size", 1024))
         trainer = MATD3Trainer(args.task, args.seed, env_kwargs, MATD3Config(**cfg))

@@ -123,7 +123,25 @@ def test_collect_train_refuses_another_shaping_on_resume(tmp_path, capsys):
     assert MATD3Trainer.load(out / "state.pt").cfg.shaping == 0.2
     with pytest.raises(SystemExit):
         _collect([*args, "--steps", "500", "--shaping", "0.1"])
-    assert "--shaping 0.1" in capsys.readouterr().err and MATD3Trainer.load(out / "state.pt").steps == 250
+    assert "shaping=0.1" in capsys.readouterr().err and MATD3Trainer.load(out / "state.pt").steps == 250
+
+
+def test_collect_train_set_overrides_config_fields_and_is_checked_on_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--task", "cooperative_navigation", "--out", str(out), "--no-progress", "--steps", "250"]
+    _collect([*args, "--set", "actor_lr=0.002", "--set", "critic_lr=1e-3", "--set", "hidden_dim=16", "--set", "centralized=false"])
+    cfg = MATD3Trainer.load(out / "state.pt").cfg
+    assert (cfg.actor_lr, cfg.critic_lr, cfg.hidden_dim, cfg.centralized, cfg.batch_size) == (0.002, 1e-3, 16, False, 1024)
+    for bad, says in (("hidden=16", "FIELD one of"), ("hidden_dim=0.5", "hidden_dim takes a int"), ("buffer_size=10", "FIELD one of"),
+                      ("centralized=2", "centralized takes a bool")):
+        with pytest.raises(SystemExit):
+            _collect([*args[:-2], "--steps", "500", "--set", bad])
+        assert says in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a resumed run keeps its settings
+        _collect([*args[:-2], "--steps", "500", "--set", "actor_lr=0.01"])
+    assert "actor_lr=0.01" in capsys.readouterr().err and MATD3Trainer.load(out / "state.pt").steps == 250
+    _collect([*args[:-2], "--steps", "500", "--set", "actor_lr=0.002"])  # the same value continues
+    assert MATD3Trainer.load(out / "state.pt").steps == 500
 
 
 def test_matd3_heterogeneous_world_and_decentralized_critics():
