@@ -40,10 +40,11 @@ def test_matd3_is_deterministic_for_a_seed_and_learns_something():
     assert np.array_equal(buf["obs"][2, :, :], buf["next_obs"][0, :, :])  # env copy 0 at step 0 then step 1
 
 
-def test_matd3_resume_equals_uninterrupted(tmp_path):
-    full = MATD3Trainer("cooperative_navigation", 3, config=MATD3Config(**TINY))
+@pytest.mark.parametrize("input_norm", [False, True])
+def test_matd3_resume_equals_uninterrupted(tmp_path, input_norm):
+    full = MATD3Trainer("cooperative_navigation", 3, config=MATD3Config(**TINY, input_norm=input_norm))
     full.train(300, progress=False)
-    part = MATD3Trainer("cooperative_navigation", 3, config=MATD3Config(**TINY))
+    part = MATD3Trainer("cooperative_navigation", 3, config=MATD3Config(**TINY, input_norm=input_norm))
     part.train(150, progress=False, save_path=tmp_path / "state.pt")
     resumed = MATD3Trainer.load(tmp_path / "state.pt")
     resumed.train(300, progress=False)
@@ -51,6 +52,26 @@ def test_matd3_resume_equals_uninterrupted(tmp_path):
     assert torch.equal(_params(resumed), _params(full))
     # the piece that stopped at 150 evaluated its final policy too; otherwise the same history
     assert [e for e in resumed.evaluations if e["steps"] != 150] == full.evaluations
+
+
+def test_matd3_input_norm_hides_a_common_action_shift_from_the_actor_loss():
+    """Why behaviour critics have no input BatchNorm by default: with batch statistics, Q1(o, pi)
+    in the actor loss does not change when every action of the batch moves by the same amount,
+    so the actor gets no gradient towards larger forces; without it, Q1 does change."""
+    g = torch.Generator().manual_seed(0)
+    for norm in (True, False):
+        t = MATD3Trainer("predator_prey", 0, config=MATD3Config(**TINY, input_norm=norm))
+        obs = torch.randn(t.A, 64, t.do, generator=g)
+        acts = torch.rand(t.A, 64, t.da, generator=g) * 0.2 - 0.1
+        pi = acts.clone().requires_grad_(True)
+        q = t.critic.q1(t._critic_input(obs, acts), pi)
+        shifted = t.critic.q1(t._critic_input(obs, acts), pi + 0.5)
+        (grad,) = torch.autograd.grad(q.sum(), pi)
+        if norm:
+            assert torch.allclose(q, shifted, atol=1e-5) and grad.sum((1,)).abs().max() < 1e-4
+        else:
+            assert not torch.allclose(q, shifted, atol=1e-2) and grad.sum((1,)).abs().max() > 1e-3
+    assert MATD3Config().input_norm is False
 
 
 def test_matd3_continued_past_its_buffer_equals_a_run_with_the_larger_buffer(tmp_path):
