@@ -22,8 +22,8 @@ as TD3 and MATD3. ``input_norm=True`` puts maddpg-pytorch's BatchNorm on the inp
 statistics in updates, running statistics when acting). Only cooperative navigation trains with
 it, so that its shipped snapshots regenerate. With batch statistics, the critic in the actor
 loss sees the actor's action column normalised over the batch: a shift or rescaling of all
-actions leaves Q unchanged, so the actor gets no gradient towards larger forces. Its actions
-stay small (mean |a| 0.05 to 0.2), and predator-prey never learned to catch with it
+actions leaves Q unchanged, so the actor gets no gradient towards larger forces. Its policies
+push weakly (mean |force| 0.06 to 0.45), and predator-prey never learned to catch with it
 (docs/datasets.md). ``num_envs`` environment copies are stepped in lockstep; ``update_every``
 environment steps (summed over copies) are followed by ``update_every * updates_per_step``
 gradient updates. Training is deterministic for a seed and resumable: :meth:`MATD3Trainer.save`
