@@ -161,6 +161,11 @@ def train(args: argparse.Namespace) -> None:
             if getattr(trainer.cfg, key) != value:
                 raise ValueError(f"{key}={value}: {state} was trained with {key}={getattr(trainer.cfg, key)}; use another --out")
         trainer.reserve(trainer.rows_needed(args.steps))  # continued past its first --steps
+        if args.eval_every and args.eval_every != trainer.cfg.eval_every:
+            # Evaluations use their own environments and seeds and no noise, so their cadence
+            # changes which snapshots are kept, never the training itself.
+            print(f"Evaluating every {args.eval_every:,} steps from now on (was {trainer.cfg.eval_every:,})")
+            trainer.cfg.eval_every = args.eval_every
         print(f"Resuming {state} at step {trainer.steps:,}")
     else:
         cfg = dict(TASK_DEFAULTS.get(args.task, {}))

@@ -101,6 +101,20 @@ def test_collect_train_continues_past_its_first_steps(tmp_path):
     assert MATD3Trainer.load(out / "state.pt").size == 1500
 
 
+def test_collect_train_resume_takes_a_new_eval_every_and_trains_the_same(tmp_path):
+    """--eval-every on resume changes which snapshots are kept, not the weights."""
+    base = ["train", "--task", "cooperative_navigation", "--no-progress", "--steps", "1000"]
+    _collect([*base, "--out", str(tmp_path / "full"), "--eval-every", "500"])
+    split = tmp_path / "split"
+    _collect([*base[:-1], "500", "--out", str(split), "--eval-every", "500"])
+    _collect([*base, "--out", str(split), "--eval-every", "250"])
+    index = json.loads((split / "snapshots.json").read_text())
+    assert [s["steps"] for s in index["snapshots"]] == [500, 750, 1000]
+    full, resumed = MATD3Trainer.load(tmp_path / "full" / "state.pt"), MATD3Trainer.load(split / "state.pt")
+    assert resumed.cfg.eval_every == 250
+    assert torch.equal(_params(resumed), _params(full))
+
+
 def test_chase_distances_are_each_predators_distance_to_the_prey():
     from omar_lightning.envs import make_env
 
