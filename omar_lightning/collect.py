@@ -13,6 +13,7 @@ seeded below 1,000,000.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable
 
@@ -22,8 +23,9 @@ from omar_lightning.envs import TASKS, make_env, task_spec
 from omar_lightning.envs.rollout import (
     Policy,
     run_episodes,
+    run_episodes_parallel,
     score,
-    uniform_random_policy,
+    seeded_uniform_random_policy,
 )
 from omar_lightning.envs.mpe_competitive import chase_policy
 from omar_lightning.envs.scripted import scripted_spread_actions
@@ -75,28 +77,30 @@ def expert_policy(task: str, **env_kwargs: Any) -> Policy:
 
 
 def _maker(task: str, env_kwargs: dict[str, Any]) -> Callable[[], Any]:
-    return lambda: make_env(task, **env_kwargs)
+    """A picklable env factory (worker processes of :func:`run_episodes_parallel` build their own)."""
+    return functools.partial(make_env, task, **env_kwargs)
 
 
 def reference_returns(
-    task: str, episodes: int = 200, seed: int = 10_000, **env_kwargs: Any
+    task: str, episodes: int = 200, seed: int = 10_000, workers: int = 1, **env_kwargs: Any
 ) -> tuple[float, float]:
     """Mean episode scores ``(S_random, S_expert)`` of the reference policies.
 
     ``S_random``: uniform random actions in ``[-1, 1]`` (generator seeded with ``seed``).
     ``S_expert``: the task's scripted expert (:data:`EXPERT_POLICIES`). Both play the same
     ``episodes`` episodes, seeded ``seed, seed + 1, ...``. A score is the mean over agents
-    of their undiscounted returns (:func:`omar_lightning.envs.rollout.score`).
+    of their undiscounted returns (:func:`omar_lightning.envs.rollout.score`). ``workers``
+    processes share the episodes, with the same result.
     """
     _check_task(task)
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     spec = task_spec(task, **env_kwargs)
     make = _maker(task, env_kwargs)
-    rng = np.random.default_rng(seed)
-    random_policy = uniform_random_policy(rng, max(spec.act_dims))
-    s_random = float(score(run_episodes(make, random_policy, episodes, seed)).mean())
-    s_expert = float(score(run_episodes(make, expert_policy(task, **env_kwargs), episodes, seed)).mean())
+    play = functools.partial(run_episodes_parallel, make, num_episodes=episodes, seed=seed,
+                             episode_length=spec.episode_length, workers=workers)
+    s_random = float(score(play(functools.partial(seeded_uniform_random_policy, seed, max(spec.act_dims)))).mean())
+    s_expert = float(score(play(functools.partial(expert_policy, task, **env_kwargs))).mean())
     return s_random, s_expert
 
 
@@ -105,6 +109,7 @@ def collect_random_tier(
     num_transitions: int,
     seed: int = 0,
     progress: bool = True,
+    workers: int = 1,
     **env_kwargs: Any,
 ) -> dict[str, Any]:
     """Collect the "random" dataset tier: uniform random actions in ``[-1, 1]^d``.
@@ -116,7 +121,8 @@ def collect_random_tier(
     Whole episodes are played (episode ``k`` seeded ``(seed + 1) * 1_000_000 + k``, actions
     from ``np.random.default_rng(seed)``, 10 env copies in lockstep) until at least
     ``num_transitions`` steps exist; the arrays are then cut to exactly that many rows.
-    The result is the same for the same arguments.
+    The result is the same for the same arguments, whatever the number of ``workers``
+    (processes sharing the episodes, :func:`~omar_lightning.envs.rollout.run_episodes_parallel`).
 
     Returns:
         dict with ``obs``, ``actions``, ``rewards``, ``next_obs``, ``dones`` (lists over
@@ -136,7 +142,8 @@ def collect_random_tier(
 
     spec = task_spec(task, **env_kwargs)
     make = _maker(task, env_kwargs)
-    policy = uniform_random_policy(np.random.default_rng(seed), max(spec.act_dims))
+    make_policy = functools.partial(seeded_uniform_random_policy, seed, max(spec.act_dims))
+    policy = make_policy()  # one generator across top-ups
     base = (seed + 1) * COLLECT_SEED_STRIDE
 
     parts = []
@@ -146,9 +153,11 @@ def collect_random_tier(
         # Episodes may end early on termination: top up until enough steps exist.
         missing = num_transitions - collected
         n_episodes = max(1, math.ceil(missing / spec.episode_length))
-        res = run_episodes(
-            make, policy, n_episodes, base + played, record=True, progress=progress
-        )
+        if workers > 1:  # fixed-length episodes (the workers check it), so no top-up follows
+            res = run_episodes_parallel(make, make_policy, n_episodes, base + played, spec.episode_length,
+                                        record=True, workers=workers, progress=progress)
+        else:
+            res = run_episodes(make, policy, n_episodes, base + played, record=True, progress=progress)
         parts.append(res)
         collected += res.num_transitions
         played += n_episodes

@@ -29,6 +29,7 @@ the task's scripted reference expert.
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import sys
 import time
@@ -40,7 +41,7 @@ import numpy as np
 from omar_lightning.collect import COLLECT_SEED_STRIDE, collect_random_tier, reference_returns
 from omar_lightning.data.format import FIELDS, OfflineDataset, save_dataset
 from omar_lightning.envs import TASKS, make_env, task_spec
-from omar_lightning.envs.rollout import run_episodes, score, uniform_random_policy
+from omar_lightning.envs.rollout import run_episodes_parallel, score, seeded_uniform_random_policy
 
 TIERS = ("random", "medium_replay", "medium", "expert")
 
@@ -134,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--noise", type=float, default=None, help="exploration noise of the rollouts (default: the snapshot's)")
     ds.add_argument("--reference-episodes", type=_positive, default=200)
     ds.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE")
+    ds.add_argument("--workers", type=_positive, default=1,
+                    help="processes sharing the rollouts, one core each (default 1); the file is the same for any number")
     ds.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -199,10 +202,12 @@ def train(args: argparse.Namespace) -> None:
         print(f"{name}: {out / info['file']} (score {info['score']:.2f}, from {info['from']})")
 
 
-def _random_score(task: str, env_kwargs: dict[str, Any], episodes: int, seed: int) -> float:
+def _random_score(task: str, env_kwargs: dict[str, Any], episodes: int, seed: int, workers: int = 1) -> float:
+    """Mean score of uniform random actions (generator seeded ``seed``) over episodes ``seed, seed + 1, ...``."""
     spec = task_spec(task, **env_kwargs)
-    policy = uniform_random_policy(np.random.default_rng(seed), max(spec.act_dims))
-    return float(score(run_episodes(lambda: make_env(task, **env_kwargs), policy, episodes, seed)).mean())
+    policy = functools.partial(seeded_uniform_random_policy, seed, max(spec.act_dims))
+    return float(score(run_episodes_parallel(functools.partial(make_env, task, **env_kwargs), policy, episodes, seed, spec.episode_length,
+                                             workers=workers)).mean())
 
 
 def _final_levels(out: Path, index: dict[str, Any], wanted: dict[str, float], episodes: int, eval_seed: int) -> None:
@@ -253,15 +258,17 @@ def _episode_scores(rewards: list[np.ndarray], next_obs: list[np.ndarray], obs: 
     return agg[whole]
 
 
-def rollout_tier(task: str, snap: dict[str, Any], size: int, seed: int, noise: float, env_kwargs: dict[str, Any], progress: bool) -> dict[str, Any]:
-    """``size`` transitions of the snapshot's policy with Gaussian noise ``noise`` (whole episodes
-    seeded ``(seed + 1) * 1,000,000 + k``, cut to ``size`` rows)."""
-    from omar_lightning.online.matd3 import snapshot_policy
+def rollout_tier(task: str, policy: Path, size: int, seed: int, noise: float, env_kwargs: dict[str, Any], progress: bool,
+                 workers: int = 1) -> dict[str, Any]:
+    """``size`` transitions of the snapshot ``policy`` with Gaussian noise ``noise`` (whole episodes
+    seeded ``(seed + 1) * 1,000,000 + k``, cut to ``size`` rows), played by ``workers`` processes
+    with the same result."""
+    from omar_lightning.online.matd3 import snapshot_policy_from_file
 
     spec = task_spec(task, **env_kwargs)
-    policy = snapshot_policy(snap, noise, np.random.default_rng(seed))
     n_episodes = -(-size // spec.episode_length)
-    res = run_episodes(lambda: make_env(task, **env_kwargs), policy, n_episodes, (seed + 1) * COLLECT_SEED_STRIDE, record=True, progress=progress)
+    res = run_episodes_parallel(functools.partial(make_env, task, **env_kwargs), functools.partial(snapshot_policy_from_file, policy, noise, seed),
+                                n_episodes, (seed + 1) * COLLECT_SEED_STRIDE, spec.episode_length, record=True, workers=workers, progress=progress)
     if res.num_transitions < size:
         raise RuntimeError(f"episodes ended early: {res.num_transitions} < {size} transitions")
     scores = score(res)
@@ -300,7 +307,7 @@ def _expert_path(args: argparse.Namespace) -> Path | None:
 
 
 def dataset(args: argparse.Namespace) -> None:
-    from omar_lightning.online.matd3 import load_snapshot, snapshot_policy
+    from omar_lightning.online.matd3 import load_snapshot, snapshot_policy_from_file
 
     env_kwargs = _env_kwargs(args.env_kwarg)
     spec = task_spec(args.task, **env_kwargs)
@@ -316,7 +323,7 @@ def dataset(args: argparse.Namespace) -> None:
     noise = args.noise if args.noise is not None else (snap["exploration_noise"] if snap else 0.0)
     if args.tier == "random":
         size = args.size or 1_000_000
-        data = collect_random_tier(args.task, size, seed=args.seed, progress=progress, **env_kwargs)
+        data = collect_random_tier(args.task, size, seed=args.seed, progress=progress, workers=args.workers, **env_kwargs)
         behaviour = "uniform random actions in [-1, 1]"
     elif args.tier == "medium_replay":
         import torch
@@ -338,20 +345,20 @@ def dataset(args: argparse.Namespace) -> None:
         behaviour = f"MATD3 replay buffer rows {first:,}..{rows:,} (up to {args.policy.name})"
     else:
         size = args.size or 1_000_000
-        data = rollout_tier(args.task, snap, size, args.seed, noise, env_kwargs, progress)
+        data = rollout_tier(args.task, args.policy, size, args.seed, noise, env_kwargs, progress, args.workers)
         behaviour = f"MATD3 snapshot {args.policy} with Gaussian noise {noise}"
-    # Reference returns.
+    # Reference returns: the same episodes for both policies; the expert plays without noise.
     ref_seed = 10_000
-    rng = np.random.default_rng(ref_seed)
-    make = lambda: make_env(args.task, **env_kwargs)  # noqa: E731
-    s_random = float(score(run_episodes(make, uniform_random_policy(rng, max(spec.act_dims)), args.reference_episodes, ref_seed)).mean())
     expert = _expert_path(args)
     if expert is not None:
-        esnap = load_snapshot(expert)
-        s_expert = float(score(run_episodes(make, snapshot_policy(esnap, 0.0, rng), args.reference_episodes, ref_seed)).mean())
+        load_snapshot(expert)  # a bad file is named here, before any worker starts
+        s_random = _random_score(args.task, env_kwargs, args.reference_episodes, ref_seed, args.workers)
+        res = run_episodes_parallel(functools.partial(make_env, args.task, **env_kwargs), functools.partial(snapshot_policy_from_file, expert, 0.0, ref_seed),
+                                    args.reference_episodes, ref_seed, spec.episode_length, workers=args.workers)
+        s_expert = float(score(res).mean())
         ref = f"S_random: uniform random actions; S_expert: {expert} without noise ({args.reference_episodes} episodes each)"
     elif args.tier == "random":
-        s_random, s_expert = reference_returns(args.task, episodes=args.reference_episodes, seed=ref_seed, **env_kwargs)
+        s_random, s_expert = reference_returns(args.task, episodes=args.reference_episodes, seed=ref_seed, workers=args.workers, **env_kwargs)
         ref = f"S_random: uniform random actions; S_expert: the scripted reference expert ({args.reference_episodes} episodes each)"
     else:
         raise ValueError(f"no expert snapshot: give --expert (no expert.pt beside {args.policy})")

@@ -236,6 +236,20 @@ def test_collect_dataset_is_deterministic_by_seed(tmp_path):
     assert a.meta["checksum"] == b.meta["checksum"] != c.meta["checksum"]
 
 
+def test_collect_dataset_workers_write_the_same_file(tmp_path):
+    # World: heterogeneous agents (the leader's larger action), 44 episodes over 2 processes.
+    files = []
+    for workers in ("1", "2"):
+        p = tmp_path / f"w{workers}.npz"
+        _collect(["dataset", "--task", "world", "--tier", "random", "--size", "1100", "--out", str(p), "--reference-episodes", "12",
+                  "--workers", workers, "--no-progress"])
+        files.append(load_dataset(p))
+    one, two = files
+    assert one.meta["checksum"] == two.meta["checksum"]
+    assert (one.meta["s_random"], one.meta["s_expert"], one.meta["episode_returns"]) == (two.meta["s_random"], two.meta["s_expert"], two.meta["episode_returns"])
+    assert one.meta["episode_returns"]["count"] == 44
+
+
 def test_collect_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         _collect(["dataset", "--task", "cooperative_navigation", "--tier", "medium", "--out", str(tmp_path / "x.npz")])
@@ -249,6 +263,9 @@ def test_collect_errors_are_one_line(tmp_path, capsys):
         _collect(["dataset", "--task", "halfcheetah_2x3", "--tier", "random", "--size", "10", "--out", str(tmp_path / "h.npz"),
                   "--reference-episodes", "1", "--no-progress"])
     assert "no scripted reference expert for task 'halfcheetah_2x3'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _collect(["dataset", "--task", "cooperative_navigation", "--tier", "random", "--workers", "0", "--out", str(tmp_path / "x.npz")])
+    assert "--workers: must be an integer >= 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "x.npz").exists() and not (tmp_path / "h.npz").exists()
 
 

@@ -3,7 +3,9 @@ rollouts and the scripted controller."""
 
 from __future__ import annotations
 
+import functools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +20,9 @@ from omar_lightning.envs.cooperative_navigation import (
 from omar_lightning.envs.rollout import (
     RolloutResult,
     run_episodes,
+    run_episodes_parallel,
     score,
+    seeded_uniform_random_policy,
     uniform_random_policy,
 )
 from omar_lightning.envs.scripted import (
@@ -333,6 +337,42 @@ def test_dones_mark_true_terminations_only():
                        seed=0, record=True)
     assert (res.episode_lengths == 3).all()
     np.testing.assert_array_equal(res.dones[0], [0, 0, 1, 0, 0, 1])
+
+
+def _terminating_env():
+    return _TerminatingEnv(max_cycles=10)
+
+
+SHIPPED_MEDIUM = Path(__file__).resolve().parents[1] / "omar_lightning/policies/cooperative_navigation/medium.pt"
+
+
+@pytest.mark.parametrize("noisy_snapshot", [False, True])
+def test_parallel_rollout_equals_one_process_bit_for_bit(noisy_snapshot):
+    from omar_lightning.online.matd3 import snapshot_policy_from_file
+
+    # 23 episodes of 6 steps in rounds of 4 copies: 6 rounds (the last one of 3 episodes) over 3
+    # workers, so workers skip earlier rounds' random draws and the last block is short.
+    make = functools.partial(make_env, TASK, max_cycles=6)
+    make_policy = (functools.partial(snapshot_policy_from_file, SHIPPED_MEDIUM, 0.1, 7) if noisy_snapshot
+                   else functools.partial(seeded_uniform_random_policy, 5, 2))
+    one = run_episodes(make, make_policy(), 23, 100, num_envs=4, record=True)
+    many = run_episodes_parallel(make, make_policy, 23, 100, 6, num_envs=4, record=True, workers=3)
+    np.testing.assert_array_equal(one.episode_returns, many.episode_returns)
+    np.testing.assert_array_equal(one.episode_lengths, many.episode_lengths)
+    np.testing.assert_array_equal(one.seeds, many.seeds)
+    for key in ["obs", "actions", "rewards", "next_obs", "dones"]:
+        for x, y in zip(getattr(one, key), getattr(many, key)):
+            np.testing.assert_array_equal(x, y)
+    # The random draws differ across rounds: a worker that did not skip would repeat round 0's.
+    assert not np.array_equal(one.actions[0][:6], one.actions[0][4 * 6 * 2 : 4 * 6 * 2 + 6])
+
+
+def test_parallel_rollout_refuses_episodes_that_end_early():
+    with pytest.raises(RuntimeError, match="lasted 3 steps, not 10: parallel collection needs fixed-length episodes"):
+        run_episodes_parallel(_terminating_env, functools.partial(seeded_uniform_random_policy, 0, 2), 4, 0, 10,
+                              num_envs=1, workers=2)
+    with pytest.raises(ValueError, match="workers must be an int >= 1"):
+        run_episodes_parallel(_terminating_env, functools.partial(seeded_uniform_random_policy, 0, 2), 4, 0, 10, workers=0)
 
 
 def test_rollout_pads_and_truncates_for_the_policy():

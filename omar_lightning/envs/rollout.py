@@ -6,8 +6,11 @@ once, so a neural or vectorised policy is called once per step, not once per env
 
 from __future__ import annotations
 
+import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from pettingzoo import ParallelEnv
@@ -16,7 +19,9 @@ __all__ = [
     "Policy",
     "RolloutResult",
     "run_episodes",
+    "run_episodes_parallel",
     "score",
+    "seeded_uniform_random_policy",
     "uniform_random_policy",
 ]
 
@@ -98,6 +103,12 @@ def uniform_random_policy(rng: np.random.Generator, act_dim: int) -> Policy:
     return policy
 
 
+def seeded_uniform_random_policy(seed: int, act_dim: int) -> Policy:
+    """:func:`uniform_random_policy` with a fresh ``np.random.default_rng(seed)``: a picklable
+    policy factory for :func:`run_episodes_parallel` (through ``functools.partial``)."""
+    return uniform_random_policy(np.random.default_rng(seed), act_dim)
+
+
 class _Episode:
     """Per-episode accumulators of one env slot."""
 
@@ -165,6 +176,146 @@ def run_episodes(
             env.close()
 
 
+def _check_count(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or int(value) != value or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
+def run_episodes_parallel(
+    make: Callable[[], ParallelEnv],
+    make_policy: Callable[[], Policy],
+    num_episodes: int,
+    seed: int,
+    episode_length: int,
+    num_envs: int = 10,
+    record: bool = False,
+    workers: int = 1,
+    progress: bool = False,
+) -> RolloutResult:
+    """:func:`run_episodes` with ``policy = make_policy()``, spread over ``workers`` processes,
+    with the same result bit for bit.
+
+    The episodes are played in rounds of ``num_envs`` (every copy plays one episode per round);
+    each worker plays a contiguous block of rounds. Before its block it calls a fresh
+    ``make_policy()`` on zero observations for every step of the earlier rounds, so a policy's
+    random draws (uniform actions, Gaussian noise) line up with a single-process run. This needs:
+
+    * episodes of a fixed length ``episode_length`` (the MPE tasks and HalfCheetah): a worker
+      whose episode ends early raises ``RuntimeError``;
+    * a policy whose random draws depend only on the batch shapes, not on the observations;
+    * ``make`` and ``make_policy`` picklable (module-level functions or ``functools.partial``
+      of them): workers are spawned processes, each with one torch thread.
+
+    ``workers=1`` (or a single round) runs in this process.
+    """
+    num_episodes = _check_count("num_episodes", num_episodes, 0)
+    num_envs = _check_count("num_envs", num_envs, 1)
+    workers = _check_count("workers", workers, 1)
+    episode_length = _check_count("episode_length", episode_length, 1)
+    rounds = math.ceil(num_episodes / num_envs)
+    workers = min(workers, rounds)
+    if workers <= 1:
+        return run_episodes(make, make_policy(), num_episodes, seed, num_envs, record, progress)
+    blocks = np.array_split(np.arange(rounds), workers)
+    ctx = multiprocessing.get_context("spawn")
+    counter = ctx.Value("q", 0)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=num_episodes, desc=f"episodes ({workers} workers)", unit="ep")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(counter,)) as pool:
+        futures = []
+        for block in blocks:
+            first = int(block[0]) * num_envs
+            count = min(int(block[-1] + 1) * num_envs, num_episodes) - first
+            futures.append(pool.submit(_play_block, make, make_policy, first, count, int(seed), episode_length, num_envs, record))
+        try:
+            while wait(futures, timeout=0.5)[1]:
+                if bar is not None:
+                    bar.update(counter.value - bar.n)
+            parts = [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+        finally:
+            if bar is not None:
+                bar.update(counter.value - bar.n)
+                bar.close()
+    return _concat(parts)
+
+
+_EPISODES_DONE: Any = None  # a shared counter in worker processes, for the progress bar
+
+
+def _init_worker(counter: Any) -> None:
+    global _EPISODES_DONE
+    _EPISODES_DONE = counter
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency of the package
+        pass
+
+
+def _play_block(
+    make: Callable[[], ParallelEnv], make_policy: Callable[[], Policy], first: int, count: int, seed: int,
+    episode_length: int, num_envs: int, record: bool,
+) -> RolloutResult:
+    """Episodes ``first .. first + count - 1`` of a :func:`run_episodes_parallel` call."""
+    policy = make_policy()
+    probe = make()
+    try:
+        names = list(probe.possible_agents)
+        max_obs = max(int(probe.observation_space(a).shape[0]) for a in names)
+    finally:
+        probe.close()
+    # The earlier rounds are all full: num_envs copies for episode_length steps each.
+    zeros = np.zeros((len(names), num_envs, max_obs), dtype=np.float32)
+    for _ in range((first // num_envs) * episode_length):
+        policy(zeros)
+    envs = [make() for _ in range(max(1, min(num_envs, count)))]
+    try:
+        res = _run(envs, policy, count, seed + first, record, False, on_episode=_count_episode)
+    finally:
+        for env in envs:
+            env.close()
+    short = np.flatnonzero(res.episode_lengths != episode_length)
+    if short.size:
+        k = int(short[0])
+        raise RuntimeError(
+            f"episode {first + k} lasted {int(res.episode_lengths[k])} steps, not {episode_length}: "
+            "parallel collection needs fixed-length episodes (use one worker)"
+        )
+    return res
+
+
+def _count_episode() -> None:
+    if _EPISODES_DONE is not None:
+        with _EPISODES_DONE.get_lock():
+            _EPISODES_DONE.value += 1
+
+
+def _concat(parts: list[RolloutResult]) -> RolloutResult:
+    """Blocks of consecutive episodes as one :class:`RolloutResult`."""
+    head = parts[0]
+    out = RolloutResult(
+        episode_returns=np.concatenate([p.episode_returns for p in parts]),
+        episode_lengths=np.concatenate([p.episode_lengths for p in parts]),
+        agent_names=head.agent_names,
+        seeds=np.concatenate([p.seeds for p in parts]),
+        score_mode=head.score_mode,
+    )
+    if head.obs is not None:
+        for key in ("obs", "actions", "rewards", "next_obs", "dones"):
+            per_agent = zip(*(getattr(p, key) for p in parts))
+            setattr(out, key, [np.ascontiguousarray(np.concatenate(chunks)) for chunks in per_agent])
+    return out
+
+
 def _run(
     envs: list[ParallelEnv],
     policy: Policy,
@@ -172,6 +323,7 @@ def _run(
     seed: int,
     record: bool,
     progress: bool,
+    on_episode: Callable[[], None] | None = None,
 ) -> RolloutResult:
     env0 = envs[0]
     names = list(env0.possible_agents)
@@ -282,6 +434,8 @@ def _run(
                         )
                     if bar is not None:
                         bar.update(1)
+                    if on_episode is not None:
+                        on_episode()
                     if start(s):
                         still_active.append(s)
                 else:

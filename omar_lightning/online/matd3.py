@@ -48,7 +48,7 @@ from omar_lightning.envs import make_env, task_spec
 from omar_lightning.envs.rollout import run_episodes, score
 from omar_lightning.nets import Actor, JointContext, TwinCritic, clip_grad_norm_per_member_
 
-__all__ = ["MATD3Config", "MATD3Trainer", "load_snapshot", "snapshot_policy"]
+__all__ = ["MATD3Config", "MATD3Trainer", "load_snapshot", "snapshot_policy", "snapshot_policy_from_file"]
 
 #: Environment episodes of a training run are seeded from here on (evaluation episodes use
 #: ``eval_seed``; datasets and reference returns use their own ranges).
@@ -468,6 +468,12 @@ def snapshot_policy(snap: dict[str, Any], noise: float, rng: np.random.Generator
         return (np.clip(a, -1.0, 1.0) * mask[:, None, :]).astype(np.float32)
 
     return policy
+
+
+def snapshot_policy_from_file(path: str | os.PathLike, noise: float, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    """:func:`snapshot_policy` of the snapshot at ``path`` with a fresh ``np.random.default_rng(seed)``:
+    a picklable policy factory for :func:`~omar_lightning.envs.rollout.run_episodes_parallel`."""
+    return snapshot_policy(load_snapshot(path), noise, np.random.default_rng(seed))
 
 
 def write_json(path: Path, obj: Any) -> None:
