@@ -348,14 +348,15 @@ def test_shipped_snapshots_replay_their_recorded_scores(folder):
     the training run's evaluation episodes, it scores exactly what snapshots.json recorded."""
     from omar_lightning.envs import make_env
     from omar_lightning.envs.rollout import run_episodes, score
-    from omar_lightning.online.matd3 import snapshot_policy
+    from omar_lightning.online.matd3 import TASK_DEFAULTS, snapshot_policy
 
     index = json.loads((folder / "snapshots.json").read_text())
-    cfg = MATD3Config()
+    cfg = MATD3Config(**TASK_DEFAULTS.get(index["task"], {}))  # the run's evaluation episodes
     for level in ("medium", "expert"):
         snap = load_snapshot(folder / f"{level}.pt")
         assert snap["task"] == index["task"] and snap["env_kwargs"] == index["env_kwargs"]
         policy = snapshot_policy(snap, 0.0, np.random.default_rng(0))
-        res = run_episodes(lambda: make_env(snap["task"], **snap["env_kwargs"]), policy, cfg.eval_episodes, cfg.eval_seed, num_envs=10)
+        res = run_episodes(lambda: make_env(snap["task"], **snap["env_kwargs"]), policy, cfg.eval_episodes, cfg.eval_seed,
+                           num_envs=min(10, cfg.eval_episodes))
         assert float(score(res).mean()) == pytest.approx(index["levels"][level]["score"], rel=1e-5)
         assert snap["score"] == pytest.approx(index["levels"][level]["score"], rel=1e-9)

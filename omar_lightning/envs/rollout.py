@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, wait
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -225,21 +225,22 @@ def run_episodes_parallel(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=num_episodes, desc=f"episodes ({workers} workers)", unit="ep")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(counter,)) as pool:
-        futures = []
+    # Leaving the pool terminates its workers: an error in one block, or an interrupt, stops all.
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(counter,)) as pool:
+        jobs = []
         for block in blocks:
             first = int(block[0]) * num_envs
             count = min(int(block[-1] + 1) * num_envs, num_episodes) - first
-            futures.append(pool.submit(_play_block, make, make_policy, first, count, int(seed), episode_length, num_envs, record))
+            jobs.append(pool.apply_async(_play_block, (make, make_policy, first, count, int(seed), episode_length, num_envs, record)))
         try:
-            while wait(futures, timeout=0.5)[1]:
+            while not all(job.ready() for job in jobs):
+                for job in jobs:
+                    if job.ready() and not job.successful():
+                        job.get()  # raises the worker's error
                 if bar is not None:
                     bar.update(counter.value - bar.n)
-            parts = [f.result() for f in futures]
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+                time.sleep(0.2)
+            parts = [job.get() for job in jobs]
         finally:
             if bar is not None:
                 bar.update(counter.value - bar.n)
