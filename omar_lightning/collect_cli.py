@@ -191,12 +191,13 @@ def train(args: argparse.Namespace) -> None:
             if name not in index["levels"] and s >= target:
                 shutil.copyfile(snap, out / f"{name}.pt")
                 index["levels"][name] = {"file": f"{name}.pt", "from": str(snap.relative_to(out)), "score": s, "target": target}
+        index["train_seconds"] = round(spent + time.perf_counter() - start, 1)  # kept by a run stopped later
         write_json(index_path, index)
 
-    start = time.perf_counter()
+    start, spent = time.perf_counter(), float(index.get("train_seconds", 0.0))
     trainer.train(args.steps, on_eval=on_eval, save_path=state, save_every=args.save_every, progress=not args.no_progress)
     _final_levels(out, index, levels, trainer.cfg.eval_episodes, trainer.cfg.eval_seed)
-    index["train_seconds"] = round(index.get("train_seconds", 0.0) + time.perf_counter() - start, 1)
+    index["train_seconds"] = round(spent + time.perf_counter() - start, 1)
     write_json(index_path, index)
     for name, info in sorted(index["levels"].items()):
         print(f"{name}: {out / info['file']} (score {info['score']:.2f}, from {info['from']})")

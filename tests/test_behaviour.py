@@ -101,6 +101,26 @@ def test_collect_train_continues_past_its_first_steps(tmp_path):
     assert MATD3Trainer.load(out / "state.pt").size == 1500
 
 
+def test_collect_train_records_its_time_at_every_evaluation(tmp_path, monkeypatch):
+    """A run stopped after an evaluation keeps the time it trained; resuming adds to it."""
+    from omar_lightning import collect_cli
+
+    out = tmp_path / "run"
+    args = ["train", "--task", "cooperative_navigation", "--out", str(out), "--eval-every", "250", "--no-progress"]
+
+    def stop(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(collect_cli, "_final_levels", stop)
+    with pytest.raises(KeyboardInterrupt):
+        _collect([*args, "--steps", "250"])
+    first = json.loads((out / "snapshots.json").read_text())["train_seconds"]
+    assert first > 0
+    monkeypatch.undo()
+    _collect([*args, "--steps", "500"])
+    assert json.loads((out / "snapshots.json").read_text())["train_seconds"] > first
+
+
 def test_collect_train_resume_takes_a_new_eval_every_and_trains_the_same(tmp_path):
     """--eval-every on resume changes which snapshots are kept, not the weights."""
     base = ["train", "--task", "cooperative_navigation", "--no-progress", "--steps", "1000"]
