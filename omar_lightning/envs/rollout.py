@@ -109,6 +109,12 @@ def seeded_uniform_random_policy(seed: int, act_dim: int) -> Policy:
     return uniform_random_policy(np.random.default_rng(seed), act_dim)
 
 
+def _check_count(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or int(value) != value or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
 class _Episode:
     """Per-episode accumulators of one env slot."""
 
@@ -160,11 +166,8 @@ def run_episodes(
     method (such as :class:`~omar_lightning.envs.cooperative_navigation.CooperativeNavigation`)
     are stepped through it, skipping the per-step dictionaries.
     """
-    if isinstance(num_episodes, bool) or int(num_episodes) != num_episodes or num_episodes < 0:
-        raise ValueError(f"num_episodes must be an int >= 0, got {num_episodes!r}")
-    if isinstance(num_envs, bool) or int(num_envs) != num_envs or num_envs < 1:
-        raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
-    num_episodes = int(num_episodes)
+    num_episodes = _check_count("num_episodes", num_episodes, 0)
+    num_envs = _check_count("num_envs", num_envs, 1)
     seed = int(seed)
 
     n_slots = max(1, min(int(num_envs), num_episodes))
@@ -174,12 +177,6 @@ def run_episodes(
     finally:
         for env in envs:
             env.close()
-
-
-def _check_count(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or int(value) != value or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
 
 
 def run_episodes_parallel(
@@ -268,18 +265,14 @@ def _play_block(
 ) -> RolloutResult:
     """Episodes ``first .. first + count - 1`` of a :func:`run_episodes_parallel` call."""
     policy = make_policy()
-    probe = make()
-    try:
-        names = list(probe.possible_agents)
-        max_obs = max(int(probe.observation_space(a).shape[0]) for a in names)
-    finally:
-        probe.close()
-    # The earlier rounds are all full: num_envs copies for episode_length steps each.
-    zeros = np.zeros((len(names), num_envs, max_obs), dtype=np.float32)
-    for _ in range((first // num_envs) * episode_length):
-        policy(zeros)
     envs = [make() for _ in range(max(1, min(num_envs, count)))]
     try:
+        names = list(envs[0].possible_agents)
+        max_obs = max(int(envs[0].observation_space(a).shape[0]) for a in names)
+        # The earlier rounds are all full: num_envs copies for episode_length steps each.
+        zeros = np.zeros((len(names), num_envs, max_obs), dtype=np.float32)
+        for _ in range((first // num_envs) * episode_length):
+            policy(zeros)
         res = _run(envs, policy, count, seed + first, record, False, on_episode=_count_episode)
     finally:
         for env in envs:
