@@ -22,6 +22,7 @@ from gymnasium import spaces
 from mpe2 import simple_spread_v3
 
 from omar_lightning.envs.base import MPETableEnv
+from omar_lightning.envs.official_physics import use_official_physics
 
 __all__ = [
     "CooperativeNavigation",
@@ -29,6 +30,7 @@ __all__ = [
     "PAPER_COLLISION_PENALTY",
     "PAPER_MAX_LANDMARK_REWARD",
     "REWARD_MODES",
+    "VARIANTS",
     "force_to_mpe_action",
     "paper_reward",
 ]
@@ -38,6 +40,8 @@ __all__ = [
 MAX_AGENTS = 5
 #: Reward modes understood by :class:`CooperativeNavigation`.
 REWARD_MODES = ("paper", "mpe2")
+#: Environment variants: mpe2's own dynamics, or the official OMAR code's MPE fork.
+VARIANTS = ("mpe2", "official")
 #: Cap on each landmark's coverage term ``1 / distance`` in the paper reward.
 PAPER_MAX_LANDMARK_REWARD = 10.0
 #: Penalty per collision in the paper reward.
@@ -138,8 +142,12 @@ class CooperativeNavigation(MPETableEnv):
       ``reward="mpe2"`` returns mpe2's own reward unchanged,
       ``(1 - local_ratio) * global + local_ratio * local`` with global = minus the sum of
       nearest-agent distances and local = minus 1 per collision of the agent.
-    * Initial positions are drawn by mpe2 uniformly in ``[-1, 1]^2`` for every ``N``
-      (the official code used ``[-2, 2]^2`` for ``N > 3``).
+    * ``variant="mpe2"`` (default) keeps mpe2's physics and draws initial positions
+      uniformly in ``[-1, 1]^2`` for every ``N``. ``variant="official"`` is the world of the
+      official OMAR code's MPE fork: its physics (force applied before the position update,
+      :mod:`omar_lightning.envs.official_physics`) and, for ``N > 3``, initial positions in
+      ``[-2, 2]^2`` (mpe2's uniform draw in ``[-1, 1]^2`` scaled by 2). With 2-D forces and no
+      ``accel`` the action force is 5 in both.
 
     Args:
         num_agents: number of agents and of landmarks, 1 to 5.
@@ -147,6 +155,7 @@ class CooperativeNavigation(MPETableEnv):
         reward: ``"paper"`` or ``"mpe2"``.
         local_ratio: weight of mpe2's local (collision) reward, in ``[0, 1]``; only used
             with ``reward="mpe2"``.
+        variant: ``"mpe2"`` or ``"official"`` (above).
         render_mode: ``None``, ``"human"`` or ``"rgb_array"``.
     """
 
@@ -164,6 +173,7 @@ class CooperativeNavigation(MPETableEnv):
         reward: str = "paper",
         local_ratio: float = 0.5,
         render_mode: str | None = None,
+        variant: str = "mpe2",
     ) -> None:
         if isinstance(num_agents, bool) or not isinstance(num_agents, (int, np.integer)):
             raise ValueError(f"num_agents must be an int, got {num_agents!r}")
@@ -181,6 +191,8 @@ class CooperativeNavigation(MPETableEnv):
             raise ValueError(f"local_ratio must be a float, got {local_ratio!r}")
         if not 0.0 <= float(local_ratio) <= 1.0:
             raise ValueError(f"local_ratio must be in [0, 1], got {local_ratio}")
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         if render_mode not in _RENDER_MODES:
             raise ValueError(
                 f"render_mode must be one of {_RENDER_MODES}, got {render_mode!r}"
@@ -191,6 +203,7 @@ class CooperativeNavigation(MPETableEnv):
         self.reward_mode = reward
         self.local_ratio = float(local_ratio)
         self.render_mode = render_mode
+        self.variant = variant
 
         # The raw mpe2 environment, without PettingZoo's AEC wrappers.
         self.mpe_env = simple_spread_v3.raw_env(
@@ -202,6 +215,10 @@ class CooperativeNavigation(MPETableEnv):
             dynamic_rescaling=False,
         )
         self._world = self.mpe_env.world
+        if variant == "official":
+            use_official_physics(self._world)
+        # The official fork spreads more than 3 agents and their landmarks over [-2, 2]^2.
+        self._spawn_scale = 2.0 if variant == "official" and self.n_agents > 3 else 1.0
         self._scenario = self.mpe_env.scenario
         self._mpe_agents = list(self._world.agents)
 
@@ -243,6 +260,9 @@ class CooperativeNavigation(MPETableEnv):
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
         self.mpe_env.reset(seed=seed, options=options)
+        if self._spawn_scale != 1.0:
+            for entity in self._world.entities:
+                entity.state.p_pos = entity.state.p_pos * self._spawn_scale
         self._steps = 0
         self.agents = self.possible_agents[:]
         obs = self._observations()
