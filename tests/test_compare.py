@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from conftest import run_datasets
 
-from omar_lightning.cli import main
 from omar_lightning.data import OfflineDataset, save_dataset
 from omar_lightning.data.compare import LevelComparison, compare_to_official
 from omar_lightning.data.episodes import episode_bounds, whole_episode_returns
@@ -16,14 +16,7 @@ from omar_lightning.data.official import LEVELS, Level, tolerance
 from omar_lightning.envs import task_spec
 
 
-def run(argv, capsys):
-    code = 0
-    try:
-        main(["datasets", *argv])
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+run = run_datasets
 
 
 def chain(rng, lengths, dim=2):

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from conftest import run_datasets
 
-from omar_lightning.cli import main
 from omar_lightning.data import load_dataset
 from omar_lightning.data.format import DatasetError
 from omar_lightning.envs import task_spec
@@ -16,14 +16,7 @@ from omar_lightning.envs import task_spec
 LENGTH = 25  # MPE episode length
 
 
-def run(argv, capsys):
-    code = 0
-    try:
-        main(["datasets", *argv])
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+run = run_datasets
 
 
 # ---------------------------------------------------------------------------- the official layout
