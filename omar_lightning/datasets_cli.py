@@ -31,7 +31,7 @@ from omar_lightning.data.importers import FORMATS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="omar datasets", description="List, describe and verify offline dataset files.")
+    parser = argparse.ArgumentParser(prog="omar datasets", description="List, describe, verify, compare and import offline dataset files.")
     sub = parser.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="list dataset files under folders (default data/)")
     ls.add_argument("dirs", nargs="*", type=Path, default=[Path("data")])

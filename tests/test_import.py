@@ -164,6 +164,29 @@ def test_measured_reference_returns_are_the_reference_code_s(tmp_path, capsys, s
     assert code == 0 and load_dataset(tmp_path / "y.npz").meta["reference"] == "S_random: given; S_expert: given"
 
 
+def test_s_expert_from_a_snapshot(tmp_path, capsys, specs):
+    from pathlib import Path
+
+    from omar_lightning.envs import make_env
+    from omar_lightning.envs.rollout import run_episodes, score
+    from omar_lightning.online.matd3 import load_snapshot, snapshot_policy
+
+    spec = specs["cooperative_navigation"]
+    folder = write_official(tmp_path, "simple_spread", "expert", 0, spec.obs_dims, spec.act_dims, episodes=1)
+    snapshot = Path(__file__).resolve().parents[1] / "omar_lightning" / "policies" / "cooperative_navigation" / "expert.pt"
+    out = tmp_path / "s.npz"
+    code, _, err = run(["import", "official", str(folder), "--out", str(out), "--expert", str(snapshot), "--reference-episodes", "2"], capsys)
+    assert code == 0, err
+    m = load_dataset(out).meta
+    # the snapshot played without noise on the reference episodes (seeded 10,000 and 10,001)
+    policy = snapshot_policy(load_snapshot(snapshot), 0.0, np.random.default_rng(0))
+    played = run_episodes(lambda: make_env("cooperative_navigation"), policy, 2, 10_000)
+    assert m["s_expert"] == pytest.approx(float(score(played).mean()))
+    assert f"S_expert: {snapshot} without noise (2 episodes)" in m["reference"]
+    code, _, err = run(["import", "official", str(folder), "--out", str(tmp_path / "t.npz"), "--expert", str(snapshot), "--s-expert", "3"], capsys)
+    assert code == 2 and "not both" in err
+
+
 @pytest.mark.parametrize("damage, expect", [
     (lambda f: np.save(f / "obs_1.npy", np.zeros((50, 7))), "obs_1.npy: shape (50, 7); task 'cooperative_navigation' needs [N, 18]"),
     (lambda f: np.save(f / "rews_0.npy", np.zeros((50, 1))), "rews_0.npy: shape (50, 1), expected [N]"),
