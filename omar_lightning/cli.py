@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ``omar fit|validate|test ...`` run LightningCLI; ``omar evaluate ...`` evaluates a checkpoint
     (:mod:`omar_lightning.evaluate_cli`); ``omar collect train|dataset`` trains behaviour policies
-    and writes dataset tiers (:mod:`omar_lightning.collect_cli`); ``omar datasets list|info|verify``
+    and writes dataset tiers (:mod:`omar_lightning.collect_cli`); ``omar datasets list|info|verify|compare|import``
     inspects dataset files (:mod:`omar_lightning.datasets_cli`); ``omar reproduce STUDY`` and
     ``omar report`` rerun the paper's studies and rebuild docs/results.md (:mod:`omar_lightning.reproduce`). Bad settings, dataset files and
     checkpoints exit with one line naming the setting or file (status 2); a diverged run exits with

@@ -35,6 +35,8 @@ __all__ = [
     "EXPERT_POLICIES",
     "collect_random_tier",
     "expert_policy",
+    "expert_score",
+    "random_score",
     "reference_returns",
 ]
 
@@ -76,9 +78,45 @@ def expert_policy(task: str, **env_kwargs: Any) -> Policy:
     return build(dict(env_kwargs))
 
 
+def _check_args(task: str, episodes: int) -> None:
+    _check_task(task)
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+
+
 def _maker(task: str, env_kwargs: dict[str, Any]) -> Callable[[], Any]:
     """A picklable env factory (worker processes of :func:`run_episodes_parallel` build their own)."""
     return functools.partial(make_env, task, **env_kwargs)
+
+
+def _play_score(task: str, env_kwargs: dict[str, Any], make_policy: Callable[[], Policy], episodes: int, seed: int, workers: int) -> float:
+    spec = task_spec(task, **env_kwargs)
+    result = run_episodes_parallel(_maker(task, env_kwargs), make_policy, num_episodes=episodes, seed=seed,
+                                   episode_length=spec.episode_length, workers=workers)
+    return float(score(result).mean())
+
+
+def random_score(task: str, episodes: int = 200, seed: int = 10_000, workers: int = 1, **env_kwargs: Any) -> float:
+    """``S_random``: mean score of uniform random actions in ``[-1, 1]`` (generator seeded
+    ``seed``) over episodes seeded ``seed, seed + 1, ...``."""
+    _check_args(task, episodes)
+    act_dim = max(task_spec(task, **env_kwargs).act_dims)
+    return _play_score(task, env_kwargs, functools.partial(seeded_uniform_random_policy, seed, act_dim), episodes, seed, workers)
+
+
+def expert_score(task: str, episodes: int = 200, seed: int = 10_000, workers: int = 1, snapshot: str | None = None,
+                 **env_kwargs: Any) -> float:
+    """``S_expert``: mean score of the task's scripted expert (:data:`EXPERT_POLICIES`), or of the
+    MATD3 policy ``snapshot`` without noise, over episodes seeded ``seed, seed + 1, ...``."""
+    _check_args(task, episodes)
+    if snapshot is not None:
+        from omar_lightning.online.matd3 import load_snapshot, snapshot_policy_from_file
+
+        load_snapshot(snapshot)  # a bad file is named here, before any worker starts
+        make_policy = functools.partial(snapshot_policy_from_file, snapshot, 0.0, seed)
+    else:
+        make_policy = functools.partial(expert_policy, task, **env_kwargs)
+    return _play_score(task, env_kwargs, make_policy, episodes, seed, workers)
 
 
 def reference_returns(
@@ -86,22 +124,18 @@ def reference_returns(
 ) -> tuple[float, float]:
     """Mean episode scores ``(S_random, S_expert)`` of the reference policies.
 
-    ``S_random``: uniform random actions in ``[-1, 1]`` (generator seeded with ``seed``).
-    ``S_expert``: the task's scripted expert (:data:`EXPERT_POLICIES`). Both play the same
-    ``episodes`` episodes, seeded ``seed, seed + 1, ...``. A score is the mean over agents
-    of their undiscounted returns (:func:`omar_lightning.envs.rollout.score`). ``workers``
-    processes share the episodes, with the same result.
+    ``S_random``: uniform random actions in ``[-1, 1]`` (generator seeded with ``seed``,
+    :func:`random_score`). ``S_expert``: the task's scripted expert (:data:`EXPERT_POLICIES`,
+    :func:`expert_score`). Both play the same ``episodes`` episodes, seeded ``seed, seed + 1,
+    ...``. A score is the mean over agents of their undiscounted returns
+    (:func:`omar_lightning.envs.rollout.score`), or the first agent's where the task's
+    ``score_mode`` says so. ``workers`` processes share the episodes, with the same result.
     """
-    _check_task(task)
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    spec = task_spec(task, **env_kwargs)
-    make = _maker(task, env_kwargs)
-    play = functools.partial(run_episodes_parallel, make, num_episodes=episodes, seed=seed,
-                             episode_length=spec.episode_length, workers=workers)
-    s_random = float(score(play(functools.partial(seeded_uniform_random_policy, seed, max(spec.act_dims)))).mean())
-    s_expert = float(score(play(functools.partial(expert_policy, task, **env_kwargs))).mean())
-    return s_random, s_expert
+    _check_args(task, episodes)
+    if task not in EXPERT_POLICIES:
+        expert_policy(task, **env_kwargs)  # names the missing scripted expert before any episode
+    return (random_score(task, episodes, seed, workers, **env_kwargs),
+            expert_score(task, episodes, seed, workers, **env_kwargs))
 
 
 def collect_random_tier(

@@ -38,10 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from omar_lightning.collect import COLLECT_SEED_STRIDE, collect_random_tier, reference_returns
+from omar_lightning.collect import COLLECT_SEED_STRIDE, collect_random_tier, expert_score, random_score, reference_returns
+from omar_lightning.data.episodes import return_stats, whole_episode_returns
 from omar_lightning.data.format import FIELDS, OfflineDataset, save_dataset
 from omar_lightning.envs import TASKS, make_env, task_spec
-from omar_lightning.envs.rollout import run_episodes_parallel, score, seeded_uniform_random_policy
+from omar_lightning.envs.rollout import run_episodes_parallel, score
 
 TIERS = ("random", "medium_replay", "medium", "expert")
 
@@ -205,10 +206,7 @@ def train(args: argparse.Namespace) -> None:
 
 def _random_score(task: str, env_kwargs: dict[str, Any], episodes: int, seed: int, workers: int = 1) -> float:
     """Mean score of uniform random actions (generator seeded ``seed``) over episodes ``seed, seed + 1, ...``."""
-    spec = task_spec(task, **env_kwargs)
-    policy = functools.partial(seeded_uniform_random_policy, seed, max(spec.act_dims))
-    return float(score(run_episodes_parallel(functools.partial(make_env, task, **env_kwargs), policy, episodes, seed, spec.episode_length,
-                                             workers=workers)).mean())
+    return random_score(task, episodes, seed, workers, **env_kwargs)
 
 
 def _final_levels(out: Path, index: dict[str, Any], wanted: dict[str, float], episodes: int, eval_seed: int) -> None:
@@ -236,29 +234,6 @@ def _read_json(path: Path, default: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- dataset
-def _stats(returns: np.ndarray) -> dict[str, Any]:
-    r = np.asarray(returns, dtype=np.float64)
-    if r.size == 0:
-        return {"mean": None, "std": None, "min": None, "max": None, "count": 0}
-    return {"mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "max": float(r.max()), "count": int(r.size)}
-
-
-def _episode_scores(rewards: list[np.ndarray], next_obs: list[np.ndarray], obs: list[np.ndarray], mode: str, length: int) -> np.ndarray:
-    """Scores of the whole episodes in episode-ordered rows (a new episode starts where obs != previous next_obs)."""
-    n = rewards[0].shape[0]
-    cont = np.ones(n, bool)
-    cont[0] = False
-    for o, no in zip(obs, next_obs):
-        cont[1:] &= (o[1:] == no[:-1]).all(1)
-    starts = np.flatnonzero(~cont)
-    r = np.stack(rewards, 1).astype(np.float64)  # [N, A]
-    per = np.add.reduceat(r, starts, axis=0)
-    ends = np.append(starts[1:], n)
-    whole = (ends - starts) == length
-    agg = per[:, 0] if mode == "first" else per.mean(1)
-    return agg[whole]
-
-
 def rollout_tier(task: str, policy: Path, size: int, seed: int, noise: float, env_kwargs: dict[str, Any], progress: bool,
                  workers: int = 1) -> dict[str, Any]:
     """``size`` transitions of the snapshot ``policy`` with Gaussian noise ``noise`` (whole episodes
@@ -308,7 +283,7 @@ def _expert_path(args: argparse.Namespace) -> Path | None:
 
 
 def dataset(args: argparse.Namespace) -> None:
-    from omar_lightning.online.matd3 import load_snapshot, snapshot_policy_from_file
+    from omar_lightning.online.matd3 import load_snapshot
 
     env_kwargs = _env_kwargs(args.env_kwarg)
     spec = task_spec(args.task, **env_kwargs)
@@ -342,7 +317,8 @@ def dataset(args: argparse.Namespace) -> None:
         _check_continuity(buf, state)
         data = {f: [np.ascontiguousarray(buf[f][:, i, : (spec.act_dims[i] if f == "actions" else spec.obs_dims[i])] if buf[f].ndim == 3 else buf[f][:, i])
                     for i in range(spec.num_agents)] for f in FIELDS}
-        data["episode_returns"] = _episode_scores(data["rewards"], data["next_obs"], data["obs"], spec.score_mode, spec.episode_length)
+        data["episode_returns"] = whole_episode_returns(data["obs"], data["next_obs"], data["dones"], data["rewards"], spec.episode_length,
+                                                        agent=0 if spec.score_mode == "first" else None)
         behaviour = f"MATD3 replay buffer rows {first:,}..{rows:,} (up to {args.policy.name})"
     else:
         size = args.size or 1_000_000
@@ -354,9 +330,7 @@ def dataset(args: argparse.Namespace) -> None:
     if expert is not None:
         load_snapshot(expert)  # a bad file is named here, before any worker starts
         s_random = _random_score(args.task, env_kwargs, args.reference_episodes, ref_seed, args.workers)
-        res = run_episodes_parallel(functools.partial(make_env, args.task, **env_kwargs), functools.partial(snapshot_policy_from_file, expert, 0.0, ref_seed),
-                                    args.reference_episodes, ref_seed, spec.episode_length, workers=args.workers)
-        s_expert = float(score(res).mean())
+        s_expert = expert_score(args.task, args.reference_episodes, ref_seed, args.workers, snapshot=expert, **env_kwargs)
         ref = f"S_random: uniform random actions; S_expert: {expert} without noise ({args.reference_episodes} episodes each)"
     elif args.tier == "random":
         s_random, s_expert = reference_returns(args.task, episodes=args.reference_episodes, seed=ref_seed, workers=args.workers, **env_kwargs)
@@ -366,7 +340,7 @@ def dataset(args: argparse.Namespace) -> None:
     meta = {
         "task": args.task, "tier": args.tier, "agent_names": list(spec.agent_names), "s_random": s_random, "s_expert": s_expert,
         "reference": ref, "behaviour": behaviour, "env_kwargs": env_kwargs, "seed": args.seed,
-        "episode_returns": _stats(data["episode_returns"]), "generation_seconds": round(time.perf_counter() - start, 1),
+        "episode_returns": return_stats(data["episode_returns"]), "generation_seconds": round(time.perf_counter() - start, 1),
     }
     if args.task == "halfcheetah_2x3":
         from omar_lightning.envs.halfcheetah import simulator_versions

@@ -47,3 +47,16 @@ def tiny_config(path, checkpoint_dir=None, every_n_checkpoint=2, every_n_eval=3,
     config["model"]["init_args"].update(model)
     Path(path).write_text(yaml.safe_dump(config, sort_keys=False))
     return Path(path)
+
+
+def run_datasets(argv, capsys):
+    """``omar datasets ARGV``: (exit status, stdout, stderr)."""
+    from omar_lightning.cli import main
+
+    code = 0
+    try:
+        main(["datasets", *argv])
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err

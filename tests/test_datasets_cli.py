@@ -4,9 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import synthetic_dataset
+from conftest import run_datasets, synthetic_dataset
 
-from omar_lightning.cli import main
 from omar_lightning.data import save_dataset
 
 
@@ -26,14 +25,7 @@ def tree(tmp_path):
     return tmp_path, good, altered, truncated
 
 
-def run(argv, capsys):
-    code = 0
-    try:
-        main(["datasets", *argv])
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+run = run_datasets
 
 
 def test_list_shows_good_files_and_one_line_per_bad_file(tree, capsys):
