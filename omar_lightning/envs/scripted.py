@@ -122,7 +122,7 @@ def decode_line_obs(obs: np.ndarray) -> dict[str, np.ndarray]:
     ``pos [A, E, 1]``, ``landmarks [A, E, N, 1]``, ``agents [A, E, N, 1]``.
     """
     obs = np.asarray(obs)
-    n = _num_agents(obs, per_agent=2, extra=0)
+    n = _num_agents(obs, per_agent=2, extra=1)
     o = obs.astype(np.float64)
     landmarks = o[:, :, 2 : 2 + n, None]
     agents = _all_agents(o[:, :, 2 + n : 1 + 2 * n, None])
