@@ -208,13 +208,16 @@ class CooperativeNavigation(MPETableEnv):
          comm(2(N-1))]                                   # 4N - 1 numbers
 
     Why a line, and not the plane with one action axis: the official code has no 1-D Spread
-    (its MPE fork fixes ``dim_p = 2``), so the paper's setting is read from its text and numbers.
-    With agents that move along x but landmarks anywhere in the plane, a landmark off the
-    agents' row can never be reached, and the paper's 2-agent MA-CQL return of 267.9 (Tables 1
-    and 2, official reward) is above what the scripted controller reaches there (173 over 200
-    episodes, against 404 in the plane and about 420 on the line; docs/datasets.md). On the
-    line every landmark is reachable, the reward is the paper's unchanged, and the 1-D action
-    is the whole action, so a Q-function landscape over it (Figure 1(d)) is a curve.
+    (its MPE fork fixes ``dim_p = 2`` in every scenario), so the setting is read from the
+    paper's text and numbers. With agents that move along x but landmarks anywhere in the
+    plane, a landmark's y gap to its nearest agent never closes, and no policy can return more
+    than 224.3 with 2 agents (a bound over the 200 reference episodes,
+    ``benchmarks/line_spread_scale.py``), below the paper's 2-agent MA-CQL return of 267.9
+    (Tables 1 and 2, official reward). On the line every landmark is reachable and the reward
+    is the official one unchanged: 2 agents score 186.1 with uniform random actions and 410.0
+    with the scripted controller (``variant="official"``: 206.8 and 437.5), which brackets
+    267.9; the 1-D action is the whole action, so a Q-function landscape over it (Figure
+    1(d)) is a curve.
 
     Args:
         num_agents: number of agents and of landmarks, 1 to 5.
