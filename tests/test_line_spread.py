@@ -9,11 +9,15 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from mpe2 import simple_spread_v3
+from pytorch_lightning import Trainer
 
+from omar_lightning import OMAR
 from omar_lightning.cli import main
 from omar_lightning.collect import collect_random_tier, expert_policy, reference_returns
 from omar_lightning.data import load_dataset
+from omar_lightning.datamodules import OfflineDataModule
 from omar_lightning.envs import make_env, task_spec
 from omar_lightning.envs.cooperative_navigation import (
     line_force_to_mpe_action,
@@ -28,6 +32,7 @@ from omar_lightning.envs.scripted import (
     scripted_spread_actions,
     spread_controller,
 )
+from omar_lightning.evaluation import policy_scores
 from omar_lightning.online import load_snapshot
 
 TASK = "cooperative_navigation"
@@ -313,3 +318,14 @@ def test_collect_train_and_datasets_end_to_end(tmp_path):
         assert ds.meta["env_kwargs"] == {"num_agents": 2, "layout": "line"}
         assert [a.shape[1] for a in ds.actions] == [1, 1] and [o.shape[1] for o in ds.obs] == [7, 7]
         assert np.abs(np.concatenate(ds.actions)).max() <= 1
+    # OMAR trains on the line's random tier and its actor acts in the line env.
+    env_kwargs = {"num_agents": 2, "layout": "line"}
+    dm = OfflineDataModule(task=TASK, path=str(tmp_path / "random.npz"), generate=False, env_kwargs=env_kwargs, batch_size=32)
+    model = OMAR(dm.obs_dims, dm.act_dims, hidden_dim=16, max_updates=2, tau=0.5, cql_alpha=1.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    Trainer(max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0).fit(model, datamodule=dm)
+    assert model.updates == 2 and dm.act_dims == [1, 1]
+    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items() if k.startswith("actor.net.fc"))
+    scores = policy_scores(model.actor, TASK, env_kwargs, num_episodes=3, seed=0)
+    assert scores.shape == (3,) and np.isfinite(scores).all()

@@ -166,7 +166,8 @@ def paper_reward(world: Any) -> np.ndarray:
 class CooperativeNavigation(MPETableEnv):
     """N agents must cover N landmarks without colliding (mpe2 ``simple_spread_v3``).
 
-    Agents are named ``agent_0 .. agent_{N-1}``. Each takes a 2-D force in ``[-1, 1]^2``
+    Agents are named ``agent_0 .. agent_{N-1}``. In the default ``layout="plane"`` each takes
+    a 2-D force in ``[-1, 1]^2``
     (``Box(-1, 1, (2,), float32)``; values outside are clipped), scaled by mpe2's
     acceleration of 5. Observations are mpe2's, as float32::
 
