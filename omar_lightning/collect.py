@@ -28,7 +28,7 @@ from omar_lightning.envs.rollout import (
     seeded_uniform_random_policy,
 )
 from omar_lightning.envs.mpe_competitive import chase_policy
-from omar_lightning.envs.scripted import scripted_spread_actions
+from omar_lightning.envs.scripted import spread_controller
 
 __all__ = [
     "COLLECT_SEED_STRIDE",
@@ -49,11 +49,17 @@ def _chaser(task: str, env_kwargs: dict[str, Any]) -> Policy:
     return lambda obs: chase_policy(obs, env)
 
 
+def _spread(env_kwargs: dict[str, Any]) -> Policy:
+    env = make_env("cooperative_navigation", **env_kwargs)
+    env.close()
+    return spread_controller(env.layout)
+
+
 #: Task -> builder of the scripted reference expert policy
 #: (``env_kwargs -> policy(obs [A, E, obs_dim]) -> actions [A, E, act_dim]``). HalfCheetah has
 #: none: its S_expert comes from a trained behaviour policy (``omar collect``).
 EXPERT_POLICIES: dict[str, Callable[[dict[str, Any]], Policy]] = {
-    "cooperative_navigation": lambda env_kwargs: scripted_spread_actions,
+    "cooperative_navigation": _spread,
     "predator_prey": lambda env_kwargs: _chaser("predator_prey", env_kwargs),
     "world": lambda env_kwargs: _chaser("world", env_kwargs),
 }

@@ -9,7 +9,9 @@ are used unchanged. What this module adds:
 * the reward of the official OMAR code (``reward="paper"``), see :func:`paper_reward`;
 * a lean parallel step loop that drives mpe2's raw environment directly instead of going
   through PettingZoo's generic AEC -> parallel conversion (about 3x to 4x faster, same
-  numbers).
+  numbers);
+* ``layout="line"``: the 1-D Spread of the paper's Section 3.1 (agents, landmarks and reward on
+  mpe2's x axis, 1-D actions), see :class:`CooperativeNavigation`.
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ from omar_lightning.envs.official_physics import use_official_physics
 
 __all__ = [
     "CooperativeNavigation",
+    "LAYOUTS",
     "MAX_AGENTS",
     "PAPER_COLLISION_PENALTY",
     "PAPER_MAX_LANDMARK_REWARD",
     "REWARD_MODES",
     "VARIANTS",
     "force_to_mpe_action",
+    "line_force_to_mpe_action",
+    "line_observation_index",
     "paper_reward",
 ]
 
@@ -42,6 +47,8 @@ MAX_AGENTS = 5
 REWARD_MODES = ("paper", "mpe2")
 #: Environment variants: mpe2's own dynamics, or the official OMAR code's MPE fork.
 VARIANTS = ("mpe2", "official")
+#: World layouts: mpe2's plane with 2-D forces, or the x axis with 1-D forces (Section 3.1).
+LAYOUTS = ("plane", "line")
 #: Cap on each landmark's coverage term ``1 / distance`` in the paper reward.
 PAPER_MAX_LANDMARK_REWARD = 10.0
 #: Penalty per collision in the paper reward.
@@ -70,6 +77,43 @@ def force_to_mpe_action(force: np.ndarray) -> np.ndarray:
     np.maximum(-clipped, 0.0, out=out[..., 1::2])  # [1], [3]: max(-x, 0), max(-y, 0)
     np.maximum(clipped, 0.0, out=out[..., 2::2])  # [2], [4]: max(x, 0), max(y, 0)
     return out
+
+
+def line_force_to_mpe_action(force: np.ndarray) -> np.ndarray:
+    """Map 1-D forces ``x`` in ``[-1, 1]`` (along mpe2's x axis) to mpe2's 5-number action.
+
+    The force ``(x, 0)`` through :func:`force_to_mpe_action`:
+    ``[0, max(-x, 0), max(x, 0), 0, 0]``, so mpe2 moves the agent by ``u_x = clip(x)`` and
+    ``u_y = 0``.
+
+    Args:
+        force: array of shape ``[..., 1]``.
+
+    Returns:
+        float32 array of shape ``[..., 5]``.
+    """
+    f = np.asarray(force, dtype=np.float32)
+    if f.ndim == 0 or f.shape[-1] != 1:
+        raise ValueError(f"force must have shape [..., 1], got shape {f.shape}")
+    return force_to_mpe_action(np.concatenate([f, np.zeros_like(f)], axis=-1))
+
+
+def line_observation_index(num_agents: int) -> np.ndarray:
+    """Entries of mpe2's spread observation kept on the line (its x components and the comm).
+
+    mpe2's observation of ``N`` agents is ``[vel(2), pos(2), landmark_rel(2N),
+    other_rel(2(N-1)), comm(2(N-1))]`` with ``(x, y)`` pairs; the line keeps each pair's x
+    (its y is always 0) and the communication slots as they are::
+
+        [vel_x, pos_x, landmark_rel_x(N), other_rel_x(N-1), comm(2(N-1))]   # 4N - 1 numbers
+
+    Returns:
+        int64 array of ``4N - 1`` indices into the ``6N``-number observation.
+    """
+    n = int(num_agents)
+    xs = np.arange(0, 4 * n + 2, 2)  # x of vel, pos, N landmarks, N - 1 others
+    comm = np.arange(4 * n + 2, 6 * n)
+    return np.concatenate([xs, comm]).astype(np.int64)
 
 
 def paper_reward(world: Any) -> np.ndarray:
@@ -122,7 +166,8 @@ def paper_reward(world: Any) -> np.ndarray:
 class CooperativeNavigation(MPETableEnv):
     """N agents must cover N landmarks without colliding (mpe2 ``simple_spread_v3``).
 
-    Agents are named ``agent_0 .. agent_{N-1}``. Each takes a 2-D force in ``[-1, 1]^2``
+    Agents are named ``agent_0 .. agent_{N-1}``. In the default ``layout="plane"`` each takes
+    a 2-D force in ``[-1, 1]^2``
     (``Box(-1, 1, (2,), float32)``; values outside are clipped), scaled by mpe2's
     acceleration of 5. Observations are mpe2's, as float32::
 
@@ -149,6 +194,32 @@ class CooperativeNavigation(MPETableEnv):
       ``[-2, 2]^2`` (mpe2's uniform draw in ``[-1, 1]^2`` scaled by 2). With 2-D forces and no
       ``accel`` the action force is 5 in both.
 
+    ``layout="line"`` is the Spread of the paper's Section 3.1 ("n agents and n landmarks
+    (n >= 1) with 1-dimensional action space"): every agent and landmark lies on mpe2's x
+    axis, and each agent takes one force ``x`` in ``[-1, 1]`` (``Box(-1, 1, (1,), float32)``),
+    mapped to mpe2's action ``[0, max(-x, 0), max(x, 0), 0, 0]``
+    (:func:`line_force_to_mpe_action`). It is mpe2's own world, physics (either variant),
+    collision test and rewards: a reset draws mpe2's positions (scaled as the variant says)
+    and sets every y to 0; no y force ever acts (the action's y is 0 and contact forces point
+    along the x axis), so y stays exactly 0 and every distance, the reward's included, is a
+    distance along the line. Observations are mpe2's with the y components left out
+    (:func:`line_observation_index`)::
+
+        [self_vel_x, self_pos_x, landmark_rel_x(N), other_agents_rel_x(N-1),
+         comm(2(N-1))]                                   # 4N - 1 numbers
+
+    Why a line, and not the plane with one action axis: the official code has no 1-D Spread
+    (its MPE fork fixes ``dim_p = 2`` in every scenario), so the setting is read from the
+    paper's text and numbers. With agents that move along x but landmarks anywhere in the
+    plane, a landmark's y gap to its nearest agent never closes, and no policy can return more
+    than 224.3 with 2 agents (a bound over the 200 reference episodes,
+    ``benchmarks/line_spread_scale.py``), below the paper's 2-agent MA-CQL return of 267.9
+    (Tables 1 and 2, official reward). On the line every landmark is reachable and the reward
+    is the official one unchanged: 2 agents score 186.1 with uniform random actions and 410.0
+    with the scripted controller (``variant="official"``: 206.8 and 437.5), which brackets
+    267.9; the 1-D action is the whole action, so a Q-function landscape over it (Figure
+    1(d)) is a curve.
+
     Args:
         num_agents: number of agents and of landmarks, 1 to 5.
         max_cycles: episode length (steps before truncation), at least 1.
@@ -156,6 +227,7 @@ class CooperativeNavigation(MPETableEnv):
         local_ratio: weight of mpe2's local (collision) reward, in ``[0, 1]``; only used
             with ``reward="mpe2"``.
         variant: ``"mpe2"`` or ``"official"`` (above).
+        layout: ``"plane"`` (mpe2's 2-D spread, the default) or ``"line"`` (above).
         render_mode: ``None``, ``"human"`` or ``"rgb_array"``.
     """
 
@@ -174,6 +246,7 @@ class CooperativeNavigation(MPETableEnv):
         local_ratio: float = 0.5,
         render_mode: str | None = None,
         variant: str = "mpe2",
+        layout: str = "plane",
     ) -> None:
         if isinstance(num_agents, bool) or not isinstance(num_agents, (int, np.integer)):
             raise ValueError(f"num_agents must be an int, got {num_agents!r}")
@@ -193,6 +266,8 @@ class CooperativeNavigation(MPETableEnv):
             raise ValueError(f"local_ratio must be in [0, 1], got {local_ratio}")
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if render_mode not in _RENDER_MODES:
             raise ValueError(
                 f"render_mode must be one of {_RENDER_MODES}, got {render_mode!r}"
@@ -204,6 +279,8 @@ class CooperativeNavigation(MPETableEnv):
         self.local_ratio = float(local_ratio)
         self.render_mode = render_mode
         self.variant = variant
+        self.layout = layout
+        self._line = layout == "line"
 
         # The raw mpe2 environment, without PettingZoo's AEC wrappers.
         self.mpe_env = simple_spread_v3.raw_env(
@@ -224,12 +301,21 @@ class CooperativeNavigation(MPETableEnv):
 
         self.possible_agents = [a.name for a in self._mpe_agents]
         self.agents: list[str] = []
-        self._act_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.act_dim = 1 if self._line else 2
+        self._act_space = spaces.Box(-1.0, 1.0, shape=(self.act_dim,), dtype=np.float32)
         self.action_spaces = {name: self._act_space for name in self.possible_agents}
-        self.observation_spaces = {
-            name: self.mpe_env.observation_space(name) for name in self.possible_agents
-        }
-        self.state_space = self.mpe_env.state_space
+        if self._line:
+            self._obs_index = line_observation_index(self.n_agents)
+            obs_space = spaces.Box(-np.inf, np.inf, shape=(len(self._obs_index),), dtype=np.float32)
+            self.observation_spaces = {name: obs_space for name in self.possible_agents}
+            self.state_space = spaces.Box(
+                -np.inf, np.inf, shape=(self.n_agents * len(self._obs_index),), dtype=np.float32
+            )
+        else:
+            self.observation_spaces = {
+                name: self.mpe_env.observation_space(name) for name in self.possible_agents
+            }
+            self.state_space = self.mpe_env.state_space
         self._mpe_action_spaces = [
             self.mpe_env.action_space(name) for name in self.possible_agents
         ]
@@ -251,10 +337,20 @@ class CooperativeNavigation(MPETableEnv):
         return self._steps
 
     # ------------------------------------------------------------------ API
-    def _observations(self) -> list[np.ndarray]:
+    def observations(self) -> list[np.ndarray]:
+        """Every agent's observation of the current world (float32, ``possible_agents`` order)."""
         obs_fn = self._scenario.observation
         world = self._world
+        if self._line:
+            idx = self._obs_index
+            return [obs_fn(a, world)[idx].astype(np.float32) for a in self._mpe_agents]
         return [obs_fn(a, world).astype(np.float32) for a in self._mpe_agents]
+
+    def state(self) -> np.ndarray:
+        """Global state: all agents' observations concatenated."""
+        if self._line:
+            return np.concatenate(self.observations())
+        return super().state()
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
@@ -263,9 +359,12 @@ class CooperativeNavigation(MPETableEnv):
         if self._spawn_scale != 1.0:
             for entity in self._world.entities:
                 entity.state.p_pos = entity.state.p_pos * self._spawn_scale
+        if self._line:
+            for entity in self._world.entities:
+                entity.state.p_pos = np.array([entity.state.p_pos[0], 0.0])
         self._steps = 0
         self.agents = self.possible_agents[:]
-        obs = self._observations()
+        obs = self.observations()
         return (
             dict(zip(self.possible_agents, obs)),
             {name: {} for name in self.possible_agents},
@@ -277,7 +376,8 @@ class CooperativeNavigation(MPETableEnv):
         """Array form of :meth:`step`.
 
         Args:
-            forces: ``[N, 2]`` forces for all agents, in ``possible_agents`` order.
+            forces: ``[N, 2]`` forces for all agents (``[N, 1]`` on the line), in
+                ``possible_agents`` order.
 
         Returns:
             ``(observations, rewards [N] float64, terminated, truncated)`` with the
@@ -286,13 +386,13 @@ class CooperativeNavigation(MPETableEnv):
         if not self.agents:
             raise RuntimeError("the episode is over (or never began): call reset() first")
         forces = np.asarray(forces, dtype=np.float32)
-        if forces.shape != (self.n_agents, 2):
+        if forces.shape != (self.n_agents, self.act_dim):
             raise ValueError(
-                f"forces must have shape ({self.n_agents}, 2), got {forces.shape}"
+                f"forces must have shape ({self.n_agents}, {self.act_dim}), got {forces.shape}"
             )
         if not np.isfinite(forces).all():
             raise ValueError("forces must be finite")
-        mpe_actions = force_to_mpe_action(forces)
+        mpe_actions = line_force_to_mpe_action(forces) if self._line else force_to_mpe_action(forces)
         env = self.mpe_env
         if self.reward_mode == "paper":
             set_action = env._set_action
@@ -315,7 +415,7 @@ class CooperativeNavigation(MPETableEnv):
             self.agents = []
         if self.render_mode == "human":
             self.render()
-        return self._observations(), rewards, terminated, truncated
+        return self.observations(), rewards, terminated, truncated
 
     def step(
         self, actions: dict[str, np.ndarray]
@@ -328,5 +428,5 @@ class CooperativeNavigation(MPETableEnv):
     ]:
         if not self.agents:
             raise RuntimeError("the episode is over (or never began): call reset() first")
-        forces = np.stack([np.asarray(a, dtype=np.float32).reshape(2) for a in self.ordered_actions(actions)])
+        forces = np.stack([np.asarray(a, dtype=np.float32).reshape(self.act_dim) for a in self.ordered_actions(actions)])
         return self.parallel_result(*self.step_forces(forces))
