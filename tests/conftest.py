@@ -47,3 +47,10 @@ def tiny_config(path, checkpoint_dir=None, every_n_checkpoint=2, every_n_eval=3,
     config["model"]["init_args"].update(model)
     Path(path).write_text(yaml.safe_dump(config, sort_keys=False))
     return Path(path)
+
+
+def config_args(cell) -> list[str]:
+    """``--config`` arguments of a committed cell config: its bases, then the cell (``config_chain``)."""
+    from omar_lightning.reproduce.studies import config_chain
+
+    return [arg for path in config_chain(str(cell)) for arg in ("--config", path)]
