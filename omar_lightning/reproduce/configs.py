@@ -47,17 +47,17 @@ def _parser():
 
 
 @functools.lru_cache(maxsize=None)
-def _compose(files: tuple[tuple[str, int, int], ...]) -> str:
+def _compose(files: tuple[tuple[str, str], ...]) -> str:
     from omar_lightning.cli import one_line
 
     parser = _parser()
-    args = [a for path, _, _ in files for a in ("--config", path)]
+    args = [a for path, _ in files for a in ("--config", path)]
     try:
         with _LOCK:
             namespace = parser.parse_args(args, defaults=False)
             text = parser.dump(namespace, format="json", skip_validation=True)
     except (ArgumentError, TypeError, ValueError) as e:
-        raise ValueError(f"{' + '.join(path for path, _, _ in files)}: {one_line(e)}") from None
+        raise ValueError(f"{' + '.join(path for path, _ in files)}: {one_line(e)}") from None
     config = json.loads(text)
     config.pop("config", None)  # the files' names, not a setting
     return json.dumps(config)
@@ -65,17 +65,17 @@ def _compose(files: tuple[tuple[str, int, int], ...]) -> str:
 
 def compose(root: Path, files: Sequence[str]) -> dict[str, Any]:
     """What the config ``files`` (relative to ``root``, or absolute) set, merged as
-    ``omar fit --config F1 --config F2 ...`` merges them, as plain data. A file that does not exist
-    or a setting ``omar fit`` refuses raises ValueError naming the files."""
-    stamps = []
+    ``omar fit --config F1 --config F2 ...`` merges them, as plain data. A file that cannot be
+    read or a setting ``omar fit`` refuses raises ValueError naming the files."""
+    keys = []
     for f in files:
         path = Path(root) / f
         try:
-            st = path.stat()
+            content = path.read_bytes()
         except OSError as e:
             raise ValueError(f"{path}: cannot read the config: {e.strerror or e}") from None
-        stamps.append((str(path), st.st_mtime_ns, st.st_size))
-    return json.loads(_compose(tuple(stamps)))  # a fresh copy: callers may change it
+        keys.append((str(path), hashlib.sha256(content).hexdigest()))  # parsed once per content
+    return json.loads(_compose(tuple(keys)))  # a fresh copy: callers may change it
 
 
 def set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
