@@ -167,6 +167,11 @@ def test_missing_dataset_is_skipped_with_its_name_and_bad_options_fail(tmp_path)
     (tmp_path / "configs" / "omar" / "mpe.yaml").unlink()  # a cell without one of its bases
     out = _reproduce(tmp_path, "table3", "--tasks", "cooperative_navigation", "--tiers", "medium", "--algorithms", "omar", "--seeds", "0")
     assert out.returncode == 0 and "[skip] omar cooperative_navigation medium seed 0: no config configs/omar/mpe.yaml" in out.stdout
+    cell = tmp_path / "configs" / "macql" / "cooperative_navigation" / "medium.yaml"
+    cell.write_text(cell.read_text() + "model:\n  init_args:\n    tua: 0.5\n")  # a setting no algorithm has
+    bad = _reproduce(tmp_path, "table3", "--tasks", "cooperative_navigation", "--tiers", "medium", "--algorithms", "macql", "--seeds", "0", "--list")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        f"omar: error: {tmp_path}/configs/base/mpe.yaml + {tmp_path}/configs/macql/mpe.yaml + {cell}: model: option 'tua' is not accepted"]
     bad = _reproduce(tmp_path, "table3", "--tasks", "moon")
     assert bad.returncode == 2 and "--tasks: moon not in study 'table3'" in bad.stderr
     bad = _reproduce(tmp_path, "table3", "--workers", "0")

@@ -50,10 +50,10 @@ def _parser():
 def _compose(files: tuple[tuple[str, str], ...]) -> str:
     from omar_lightning.cli import one_line
 
-    parser = _parser()
     args = [a for path, _ in files for a in ("--config", path)]
     try:
         with _LOCK:
+            parser = _parser()
             namespace = parser.parse_args(args, defaults=False)
             text = parser.dump(namespace, format="json", skip_validation=True)
     except (ArgumentError, TypeError, ValueError) as e:

@@ -81,7 +81,7 @@ def dataset_checksum(path: Path) -> str | None:
 
 
 def status(cell: Cell, results: Path, root: Path) -> str:
-    """``finished``, ``pending``, ``stale`` (finished from another config, or from another dataset
+    """``finished``, ``pending``, ``stale`` (finished from another resolved configuration, or from another dataset
     than the file now at the config's path), ``no-config`` or ``no-dataset``. Without the dataset
     file a finished cell stays finished: its summary records the checksum it ran on."""
     if missing_config(cell, root):
@@ -170,11 +170,11 @@ def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int
         return False
     # Checkpoints of another config or another dataset must not be resumed: keep them aside, start afresh.
     ran_on = run_dir / "dataset_checksum.txt"
-    changed = [
-        what
-        for what, old, same in (("config", run_dir / "config.yaml", lambda t: _yaml_or_none(t) == config), ("dataset", ran_on, lambda t: t == meta["checksum"]))
-        if old.is_file() and not same(old.read_text())
-    ]
+    changed = []
+    if (run_dir / "config.yaml").is_file() and _yaml_or_none((run_dir / "config.yaml").read_text()) != config:  # its settings, not its text
+        changed.append("config")
+    if ran_on.is_file() and ran_on.read_text() != meta["checksum"]:
+        changed.append("dataset")
     if changed:
         aside = run_dir.with_name(f"{run_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
         run_dir.rename(aside)

@@ -26,7 +26,6 @@ ACTOR_UPDATES = (1, 5, 20)
 SAMPLERS = ("random", "cem", "gaussian")
 
 
-
 def spread(n: int) -> str:
     """Cooperative navigation (spread) with ``n`` agents and ``n`` landmarks; 3 is the paper's default task."""
     return "cooperative_navigation" if n == 3 else f"cooperative_navigation_n{n}"
