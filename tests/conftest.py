@@ -60,3 +60,10 @@ def run_datasets(argv, capsys):
         code = e.code
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def config_args(cell) -> list[str]:
+    """``--config`` arguments of a committed cell config: its bases, then the cell (``config_chain``)."""
+    from omar_lightning.reproduce.studies import config_chain
+
+    return [arg for path in config_chain(str(cell)) for arg in ("--config", path)]

@@ -13,6 +13,7 @@ from omar_lightning.evaluate_cli import main as evaluate_main
 from omar_lightning.datamodules import OfflineDataModule
 from omar_lightning.losses import bc_loss, td3bc_actor_loss
 
+from conftest import config_args
 from test_module import Spy, batch_for, fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +101,7 @@ def test_matd3bc_actor_uses_the_dataset_action_not_refinement(monkeypatch):
 )
 def test_short_fit_of_shipped_configs(config, cls, tmp_path, monkeypatch, dataset_file):
     monkeypatch.chdir(tmp_path)
-    main(["fit", "--config", str(ROOT / "configs" / f"{config}.yaml"), "--data.path", str(dataset_file), "--data.generate", "false",
+    main(["fit", *config_args(ROOT / "configs" / f"{config}.yaml"), "--data.path", str(dataset_file), "--data.generate", "false",
           "--data.batch_size", "32", "--data.eval_episodes", "2", "--model.max_updates", "3", "--model.hidden_dim", "16",
           "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
     state = torch.load(tmp_path / "runs" / config / "checkpoints" / "last.ckpt", weights_only=True)

@@ -1,37 +1,168 @@
-"""Every algorithm has a config for every task x tier that OMAR has, and the configs parse."""
+"""The committed configs: every algorithm covers every task and tier; each cell, composed with its
+bases, holds REFERENCE.md's settings; the composition is the one ``omar fit`` makes of the chain;
+the digest follows the resolved configuration, not the files' text."""
 
+import re
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from omar_lightning.cli import main
+from omar_lightning.reproduce.configs import compose, digest
+from omar_lightning.reproduce.studies import Cell, config_chain
 
-ROOT = Path(__file__).resolve().parents[1] / "configs"
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
 ALGOS = {"omar": "OMAR", "macql": "MACQL", "matd3bc": "MATD3BC", "maicq": "MAICQ", "bc": "BC"}
+CELLS = sorted(str(p.relative_to(ROOT)) for p in CONFIGS.glob("*/*/*.yaml"))
+TIERS = ("random", "medium_replay", "medium", "expert")
+# REFERENCE.md, "Hyperparameters of the official runs": (tau, CQL alpha) per task and tier, and the updates.
+TAU_ALPHA = {
+    "cooperative_navigation": [(1.0, 0.5), (1.0, 1.0), (1.0, 5.0), (1.0, 5.0)],
+    "predator_prey": [(0.9, 0.5), (0.9, 0.5), (0.7, 5.0), (0.9, 5.0)],
+    "world": [(1.0, 0.5), (0.7, 1.0), (0.1, 0.5), (0.9, 5.0)],
+    "halfcheetah_2x3": [(1.0, 1.0), (0.9, 5.0), (0.7, 1.0), (0.5, 5.0)],
+}
+
+
+def updates(task: str, tier: str) -> int:
+    """2,000 on MPE (spread-random 6,000, tag medium-replay 1,000, world 1,000), 100,000 on HalfCheetah."""
+    if task == "halfcheetah_2x3":
+        return 100_000
+    if task.startswith("cooperative_navigation") and tier == "random":
+        return 6000
+    return 1000 if task == "world" or (task == "predator_prey" and tier == "medium_replay") else 2000
 
 
 def test_every_algorithm_covers_every_task_and_tier():
-    cells = {p.relative_to(ROOT / "omar") for p in (ROOT / "omar").glob("*/*.yaml")}
+    cells = {p.relative_to(CONFIGS / "omar") for p in (CONFIGS / "omar").glob("*/*.yaml")}
     assert {c.parts[0] for c in cells} >= {"cooperative_navigation", "predator_prey", "world", "halfcheetah_2x3"}
+    assert len(cells) == 8 * 4 * 2 and len(CELLS) == 8 * 4 * 2 * 4 + 8 * 4  # BC has no centralized cells
     for algo, cls in ALGOS.items():
         for cell in cells:
             if algo == "bc" and cell.stem.endswith("_centralized"):
                 continue  # behaviour cloning has no critic
-            path = ROOT / algo / cell
-            assert path.is_file(), path
-            config = yaml.safe_load(path.read_text())
+            config = compose(ROOT, config_chain(f"configs/{algo}/{cell}"))
             assert config["model"]["class_path"] == f"omar_lightning.{cls}"
             assert cell.parts[0].startswith(config["data"]["task"])  # cooperative_navigation_nN: num_agents in env_kwargs
             centralized = cell.stem.endswith("_centralized")
             assert config["model"]["init_args"].get("centralized", False) == centralized
             assert config["data"].get("joint_sampling", False) == centralized
-            assert config["trainer"]["default_root_dir"] == f"runs/{algo}/{cell.parent}/{cell.stem}"
+            assert config["data"].get("in_sample_next", False) == (algo == "maicq")
+            run = f"runs/{algo}/{cell.parent}/{cell.stem}"
+            assert config["trainer"]["default_root_dir"] == run and config["trainer"]["logger"]["init_args"]["save_dir"] == run
+            assert [cb["class_path"].rsplit(".", 1)[-1] for cb in config["trainer"]["callbacks"]] == ["SoftTargetUpdate", "EnvEvaluation", "UpdateCheckpoint"]
+            assert config["trainer"]["callbacks"][2]["init_args"]["dirpath"] == f"{run}/checkpoints"
 
 
-@pytest.mark.parametrize("config", ["matd3bc/halfcheetah_2x3/medium.yaml", "maicq/world/expert_centralized.yaml", "bc/predator_prey/random.yaml"])
-def test_configs_parse(config, capsys):
+@pytest.mark.parametrize("cell", CELLS)
+def test_each_cell_holds_its_task_and_tiers_official_settings(cell):
+    algo, task, name = Path(cell).parts[1:]
+    tier = name.removesuffix(".yaml").removesuffix("_centralized")
+    config = compose(ROOT, config_chain(cell))
+    model, data, trainer = config["model"]["init_args"], config["data"], config["trainer"]
+    assert data["tier"] == tier and model["max_updates"] == updates(task, tier)
+    spread = re.fullmatch(r"cooperative_navigation_n(\d)", task)
+    assert data.get("env_kwargs") == ({"num_agents": int(spread[1])} if spread else None)
+    assert data.get("path", f"data/{task}/{tier}.npz") == f"data/{task}/{tier}.npz"
+    tau, alpha = TAU_ALPHA.get(task, TAU_ALPHA["cooperative_navigation"])[TIERS.index(tier)]
+    if algo == "omar":
+        assert (model["tau"], model["cql_alpha"]) == (tau, alpha)
+    if algo == "macql":
+        assert model["cql_alpha"] == alpha and "tau" not in model
+    if algo == "matd3bc":
+        assert (model["cql_alpha"], model["bc_alpha"]) == (0.0, 2.5)
+    rho, every = trainer["callbacks"][0]["init_args"]["rho"], trainer["callbacks"][1]["init_args"]["every_n_updates"]
+    if task == "halfcheetah_2x3":
+        assert (data["batch_size"], model["hidden_dim"], model["actor_lr"], rho, every) == (256, 256, 3e-4, 0.005, 500)
+    else:
+        assert (data["batch_size"], model["hidden_dim"], model["actor_lr"], rho, every) == (1024, 64, 0.01, 0.01, 10)
+    if algo != "bc":
+        assert model["gamma"] == (0.99 if task == "halfcheetah_2x3" else 0.95)
+
+
+def test_each_cell_names_the_command_that_runs_it():
+    for cell in CELLS:
+        second = (ROOT / cell).read_text().splitlines()[1]
+        assert second == "# omar fit " + " ".join(f"--config {f}" for f in config_chain(cell)), cell
+
+
+def _printed_config(capsys, *args: str) -> dict:
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(ROOT / config), "--print_config"])
+        main(["fit", *args, "--print_config"])
     assert exit_info.value.code in (0, None)
-    assert "class_path: omar_lightning." in capsys.readouterr().out
+    printed = yaml.safe_load(capsys.readouterr().out)
+    printed.pop("config", None)  # the file names
+    return printed
+
+
+@pytest.mark.parametrize("cell", ["configs/omar/cooperative_navigation_n2/medium_replay_centralized.yaml", "configs/maicq/halfcheetah_2x3/expert.yaml"])
+def test_compose_is_what_omar_fit_makes_of_the_chain(cell, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    chain = config_chain(cell)
+    composed = compose(ROOT, chain)
+    flat = tmp_path / "flat.yaml"
+    flat.write_text(yaml.safe_dump(composed))
+    from_chain = _printed_config(capsys, *(a for f in chain for a in ("--config", f)))
+    assert from_chain == _printed_config(capsys, "--config", str(flat))  # every setting, defaults included
+    assert from_chain["trainer"]["callbacks"][2]["init_args"]["save_top_k"] == 1  # the class's default, not in the files
+    assert "save_top_k" not in composed["trainer"]["callbacks"][2]["init_args"]  # compose keeps what the files set
+
+
+def test_later_files_override_setting_by_setting_and_replace_mappings_whole(tmp_path):
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({
+        "trainer": {"logger": {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"name": "logs"}},
+                    "callbacks": [{"class_path": "omar_lightning.callbacks.SoftTargetUpdate", "init_args": {"rho": 0.01}},
+                                  {"class_path": "omar_lightning.callbacks.UpdateCheckpoint", "init_args": {"every_n_updates": 7}}]},
+        "model": {"class_path": "omar_lightning.OMAR", "init_args": {"hidden_dim": 8, "refinement": {"sampler": "cem", "samples": 4}}},
+        "data": {"batch_size": 16, "env_kwargs": {"local_ratio": 0.5}},
+    }))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({
+        "trainer": {"logger": {"init_args": {"save_dir": "runs/b"}}, "callbacks": [{}, {"init_args": {"dirpath": "runs/b/checkpoints"}}]},
+        "model": {"init_args": {"tau": 0.3, "refinement": {"samples": 6}}},
+        "data": {"tier": "expert", "env_kwargs": {"num_agents": 2}},
+    }))
+    config = compose(tmp_path, ["a.yaml", "b.yaml"])
+    assert config["trainer"]["logger"]["init_args"] == {"name": "logs", "save_dir": "runs/b"}
+    assert config["trainer"]["callbacks"][0]["init_args"] == {"rho": 0.01}
+    assert config["trainer"]["callbacks"][1]["init_args"] == {"every_n_updates": 7, "dirpath": "runs/b/checkpoints"}
+    assert config["model"]["init_args"] == {"hidden_dim": 8, "tau": 0.3, "refinement": {"sampler": "cem", "samples": 6}}
+    assert config["data"] == {"batch_size": 16, "tier": "expert", "env_kwargs": {"num_agents": 2}}  # the mapping replaced whole
+
+
+def test_digest_follows_the_resolved_configuration_not_the_text(tmp_path):
+    names = ["base/mpe.yaml", "omar/mpe.yaml", "omar/cooperative_navigation/medium.yaml"]
+    for name in names:
+        (tmp_path / "configs" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(CONFIGS / name, tmp_path / "configs" / name)
+    cell = Cell("omar", "cooperative_navigation", "medium", seed=0)
+    first = digest(cell, tmp_path)
+    assert first == digest(cell, ROOT)
+    path, base = tmp_path / "configs" / names[2], tmp_path / "configs" / names[1]
+    text = path.read_text()
+    path.write_text("# a comment\n" + yaml.safe_dump(yaml.safe_load(text), sort_keys=True))  # another layout
+    assert digest(cell, tmp_path) == first
+    path.write_text(text.replace("    tau: 1.0\n", ""))  # tau moved from the cell to the algorithm's base
+    base.write_text(base.read_text().replace("    hidden_dim: 64\n", "    hidden_dim: 64\n    tau: 1.0\n"))
+    assert digest(cell, tmp_path) == first
+    base.write_text(base.read_text().replace("hidden_dim: 64", "hidden_dim: 32"))  # a value any cell runs with
+    assert digest(cell, tmp_path) != first
+    base.write_text(base.read_text().replace("hidden_dim: 32", "hidden_dim: 64"))
+    assert digest(cell, tmp_path) == first
+    assert len({first, digest(Cell("omar", "cooperative_navigation", "medium", seed=1), tmp_path),
+                digest(Cell("omar", "cooperative_navigation", "medium", seed=0, variant=(("tau", 0.5),)), tmp_path)}) == 3
+    path.write_text(text.replace("tau: 1.0", "tua: 1.0"))
+    with pytest.raises(ValueError, match=r"omar/cooperative_navigation/medium.yaml: model: option 'tua' is not accepted"):
+        digest(cell, tmp_path)
+    (tmp_path / "configs" / names[0]).unlink()
+    with pytest.raises(ValueError, match=r"base/mpe.yaml: cannot read the config"):
+        digest(cell, tmp_path)
+
+
+def test_a_path_that_is_not_a_cell_config_is_refused():
+    with pytest.raises(ValueError, match="a cell config is <root>/<algorithm>/<task>/<name>.yaml"):
+        config_chain("medium.yaml")
+    with pytest.raises(ValueError, match="task 'chess' is in no task family"):
+        config_chain("configs/omar/chess/medium.yaml")

@@ -14,7 +14,7 @@ from omar_lightning.datamodules import OfflineDataModule
 from omar_lightning.datamodules.offline import in_sample_next
 from omar_lightning.losses import icq_actor_loss, icq_critic_loss
 
-from conftest import synthetic_dataset
+from conftest import config_args, synthetic_dataset
 from test_module import fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def test_maicq_fit_needs_in_sample_next_and_moves_both_networks(tmp_path):
 def test_shipped_maicq_config_fits(tmp_path, monkeypatch):
     path = save_dataset(tmp_path / "ep.npz", episodic_dataset())
     monkeypatch.chdir(tmp_path)
-    main(["fit", "--config", str(ROOT / "configs/maicq/cooperative_navigation/random.yaml"), "--data.path", str(path), "--data.generate", "false",
+    main(["fit", *config_args(ROOT / "configs/maicq/cooperative_navigation/random.yaml"), "--data.path", str(path), "--data.generate", "false",
           "--data.batch_size", "32", "--data.eval_episodes", "2", "--model.max_updates", "2", "--model.hidden_dim", "16",
           "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
     state = torch.load(tmp_path / "runs/maicq/cooperative_navigation/random/checkpoints/last.ckpt", weights_only=True)

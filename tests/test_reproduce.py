@@ -60,23 +60,33 @@ def test_studies_share_cells_and_restrict_axes():
 
 
 def _tree(root: Path, task="cooperative_navigation", tier="medium", dims=(18, 18, 18), algorithms=("omar", "macql")) -> None:
+    """A dataset and tests/configs/tiny.yaml as committed configs are laid out: the family's base
+    (trainer, callbacks, data settings), the task's own base for an N-agent spread, each
+    algorithm's base (its model) and the cells (task, tier, tau)."""
     base = "cooperative_navigation"  # the N-agent spread tasks are cooperative navigation with num_agents
     ds = synthetic_dataset(n=300, obs_dims=dims, act_dims=(2,) * len(dims), task=base)
     ds.meta["tier"] = tier
     env_kwargs = {} if task == base else {"num_agents": len(dims)}
     ds.meta["env_kwargs"] = env_kwargs
     save_dataset(root / "data" / task / f"{tier}.npz", ds)
+    tiny = yaml.safe_load(TINY.read_text())
+    for cb in tiny["trainer"]["callbacks"]:
+        if cb["class_path"].endswith("EnvEvaluation"):
+            cb["init_args"]["every_n_updates"] = 2
+    model = tiny.pop("model")["init_args"]
+    tau = model.pop("tau")
+    files = {"base/mpe.yaml": tiny}
+    if task != base:
+        files[f"base/{task}.yaml"] = {"data": {"env_kwargs": env_kwargs}}
     for algorithm in algorithms:
-        config = yaml.safe_load(TINY.read_text())
-        config["model"]["class_path"] = {"omar": "omar_lightning.OMAR", "macql": "omar_lightning.MACQL"}[algorithm]
-        config["model"]["init_args"].update(max_updates=4)
-        if algorithm == "macql":
-            config["model"]["init_args"].pop("tau")
-        config["data"].update(task=base, tier=tier, path=f"data/{task}/{tier}.npz", env_kwargs=env_kwargs)
-        for cb in config["trainer"]["callbacks"]:
-            if cb["class_path"].endswith("EnvEvaluation"):
-                cb["init_args"]["every_n_updates"] = 2
-        path = root / "configs" / algorithm / task / f"{tier}.yaml"
+        class_path = {"omar": "omar_lightning.OMAR", "macql": "omar_lightning.MACQL"}[algorithm]
+        files[f"{algorithm}/mpe.yaml"] = {"model": {"class_path": class_path, "init_args": {**model, "max_updates": 4}}}
+        cell = {"data": {"task": base, "tier": tier, "path": f"data/{task}/{tier}.npz"}}
+        if algorithm == "omar":
+            cell["model"] = {"init_args": {"tau": tau}}
+        files[f"{algorithm}/{task}/{tier}.yaml"] = cell
+    for name, config in files.items():
+        path = root / "configs" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(config, sort_keys=False))
 
@@ -110,8 +120,10 @@ def test_two_cell_study_runs_skips_finished_and_reruns_unfinished_and_stale(tmp_
     assert paths["macql"].is_file() and paths["omar"].stat().st_mtime_ns == stamps["omar"]
     assert json.loads(paths["macql"].read_text())["threads"] == 1  # as asked, and recorded for the cost table
 
-    cfg = tmp_path / "configs" / "omar" / "cooperative_navigation" / "medium.yaml"  # a changed config makes its cell stale
-    cfg.write_text(cfg.read_text().replace("tau: 0.7", "tau: 0.5"))
+    cfg = tmp_path / "configs" / "omar" / "cooperative_navigation" / "medium.yaml"
+    cfg.write_text("# a comment, not a setting\n" + cfg.read_text())  # the digest is of the resolved configuration, not the text
+    assert _reproduce(tmp_path, *select, "--list").stdout.count("finished") == 2
+    cfg.write_text(cfg.read_text().replace("tau: 0.7", "tau: 0.5"))  # a changed value makes its cell stale
     listing = _reproduce(tmp_path, *select, "--list").stdout
     assert "stale" in listing and "finished" in listing
     out = _reproduce(tmp_path, *select)
@@ -152,6 +164,14 @@ def test_missing_dataset_is_skipped_with_its_name_and_bad_options_fail(tmp_path)
     (tmp_path / "data" / "cooperative_navigation" / "medium.npz").unlink()
     out = _reproduce(tmp_path, "table3", "--tasks", "cooperative_navigation", "--tiers", "medium", "--algorithms", "omar", "--seeds", "0")
     assert out.returncode == 0 and "[skip] omar cooperative_navigation medium seed 0: dataset missing" in out.stdout
+    (tmp_path / "configs" / "omar" / "mpe.yaml").unlink()  # a cell without one of its bases
+    out = _reproduce(tmp_path, "table3", "--tasks", "cooperative_navigation", "--tiers", "medium", "--algorithms", "omar", "--seeds", "0")
+    assert out.returncode == 0 and "[skip] omar cooperative_navigation medium seed 0: no config configs/omar/mpe.yaml" in out.stdout
+    cell = tmp_path / "configs" / "macql" / "cooperative_navigation" / "medium.yaml"
+    cell.write_text(cell.read_text() + "model:\n  init_args:\n    tua: 0.5\n")  # a setting no algorithm has
+    bad = _reproduce(tmp_path, "table3", "--tasks", "cooperative_navigation", "--tiers", "medium", "--algorithms", "macql", "--seeds", "0", "--list")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        f"omar: error: {tmp_path}/configs/base/mpe.yaml + {tmp_path}/configs/macql/mpe.yaml + {cell}: model: option 'tua' is not accepted"]
     bad = _reproduce(tmp_path, "table3", "--tasks", "moon")
     assert bad.returncode == 2 and "--tasks: moon not in study 'table3'" in bad.stderr
     bad = _reproduce(tmp_path, "table3", "--workers", "0")

@@ -3,13 +3,15 @@
 from pathlib import Path
 
 import pytest
-import yaml
 
 from omar_lightning import OMAR
 from omar_lightning.envs import task_spec
 from omar_lightning.refinement import Refinement
+from omar_lightning.reproduce.configs import compose
+from omar_lightning.reproduce.studies import config_chain
 
-ROOT = Path(__file__).resolve().parents[1] / "configs" / "omar"
+REPO = Path(__file__).resolve().parents[1]
+ROOT = REPO / "configs" / "omar"
 NAMES = ["predator_prey", "world", "halfcheetah_2x3"] + [f"cooperative_navigation_n{n}" for n in (1, 2, 4, 5)]
 TIERS = ["random", "medium_replay", "medium", "expert"]
 TAU_ALPHA = {"predator_prey": [(0.9, 0.5), (0.9, 0.5), (0.7, 5.0), (0.9, 5.0)], "world": [(1.0, 0.5), (0.7, 1.0), (0.1, 0.5), (0.9, 5.0)],
@@ -19,7 +21,7 @@ TAU_ALPHA = {"predator_prey": [(0.9, 0.5), (0.9, 0.5), (0.7, 5.0), (0.9, 5.0)], 
 @pytest.mark.parametrize("name", NAMES)
 def test_configs_build_models_for_their_task(name):
     for k, tier in enumerate(TIERS):
-        cfg = yaml.safe_load((ROOT / name / f"{tier}.yaml").read_text())
+        cfg = compose(REPO, config_chain(str(ROOT / name / f"{tier}.yaml")))  # the cell on its bases
         data, args = cfg["data"], dict(cfg["model"]["init_args"])
         assert data["tier"] == tier and data["path"] == f"data/{name}/{tier}.npz"
         spec = task_spec(data["task"], **data.get("env_kwargs", {}))

@@ -59,7 +59,6 @@ def reproduce_main(argv: list[str]) -> None:
     parser.add_argument("--cell", type=int, help="run only the cell with this index in --list (a job array's task id)")
     parser.add_argument("--slurm", type=Path, help="write a SLURM job-array script for these cells and exit")
     args = parser.parse_args(argv)
-    from omar_lightning.reproduce.runner import run_cells, status
     if args.workers < 1:
         _fail(f"--workers must be >= 1, got {args.workers}")
     if args.threads is not None and args.threads < 1:
@@ -71,6 +70,15 @@ def reproduce_main(argv: list[str]) -> None:
         _fail(str(e))
     if args.configs != "configs":
         cells = [replace(c, config_root=args.configs) for c in cells]
+    try:
+        _list_or_run(args, cells, argv)
+    except ValueError as e:  # a config that cannot be read or composed, named with its setting
+        _fail(str(e))
+
+
+def _list_or_run(args: argparse.Namespace, cells: list, argv: list[str]) -> None:
+    from omar_lightning.reproduce.runner import run_cells, status
+
     root = Path.cwd()
     if args.list:
         for i, cell in enumerate(cells):

@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from omar_lightning.datamodules.offline import MinibatchStream, stack_padded
 from omar_lightning.data import load_dataset
 from omar_lightning.nets import clip_grad_norm_per_member_
 from omar_lightning.refinement import Refinement
+from omar_lightning.reproduce.configs import compose
+from omar_lightning.reproduce.studies import config_chain
 
 
 def q1_grid(module: Any, obs: torch.Tensor, agent: int, grid: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +61,7 @@ def landscape_of_run(run_dir: Path, config: dict[str, Any], root: Path, omar_con
     module, _ = load_checkpoint(ckpt_path)
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     data = config["data"]
-    omar_config = yaml.safe_load((root / omar_config).read_text())["model"]["init_args"]
+    omar_config = compose(root, config_chain(str(omar_config)))["model"]["init_args"]
     from omar_lightning.reproduce.runner import dataset_path
 
     ds = load_dataset(root / dataset_path(config))

@@ -5,15 +5,14 @@ Layout (``results`` and ``runs`` are directories given on the command line):
 - ``runs/<cell key>/``: the cell's config, log, checkpoints and CSV logs (large, not committed);
 - ``results/<cell key>.json``: the run's summary (small, committed).
 
-A cell is finished when its summary exists and was made from the same config file, overrides and
-seed. An interrupted cell is rerun with ``--ckpt_path last`` from its own checkpoints, which
-continues it exactly.
+A cell is finished when its summary exists and was made from the same resolved configuration
+(its config files composed, with its overrides and seed: ``configs.digest``). An interrupted cell
+is rerun with ``--ckpt_path last`` from its own checkpoints, which continues it exactly.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import subprocess
@@ -27,38 +26,17 @@ from typing import Any, Callable
 import yaml
 
 from omar_lightning.data import DatasetError, default_path, read_metadata
-from omar_lightning.reproduce.studies import Cell
+from omar_lightning.reproduce.configs import digest, resolved
+from omar_lightning.reproduce.studies import Cell, missing_config
 from omar_lightning.reproduce.summary import LAST_EVALUATIONS, SCHEMA, read_curve, read_summary, run_score, write_summary
 
 PACKAGES = ("omar-lightning", "torch", "pytorch-lightning", "torchmetrics", "numpy", "pettingzoo", "mpe2", "mujoco", "gymnasium-robotics")
 
 
-def _set(config: dict[str, Any], dotted: str, value: Any) -> None:
-    node = config
-    *parents, leaf = dotted.split(".")
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[leaf] = value
-
-
-def digest(cell: Cell, root: Path) -> str:
-    """What makes a cell's result: the committed config's bytes, the overrides and the seed."""
-    h = hashlib.sha256((root / cell.config).read_bytes())
-    h.update(json.dumps({"overrides": cell.overrides, "seed": cell.seed, "post": cell.post}, sort_keys=True).encode())
-    return h.hexdigest()
-
-
 def cell_config(cell: Cell, root: Path, run_dir: Path) -> dict[str, Any]:
-    """The committed config with the cell's overrides, seed and output paths."""
-    path = root / cell.config
-    try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ValueError(f"{path}: cannot read the config: {e}") from None
-    for key, value in cell.overrides.items():
-        _set(config, key, value)
-    config["seed_everything"] = cell.seed
-    _set(config, "data.seed", cell.seed)
+    """The cell's resolved configuration (``configs.resolved``) with its output paths: the one file
+    ``omar fit`` runs the cell from."""
+    config = resolved(cell, root)
     trainer = config.setdefault("trainer", {})
     trainer["default_root_dir"] = str(run_dir)
     trainer["enable_progress_bar"] = False
@@ -103,13 +81,12 @@ def dataset_checksum(path: Path) -> str | None:
 
 
 def status(cell: Cell, results: Path, root: Path) -> str:
-    """``finished``, ``pending``, ``stale`` (finished from another config, or from another dataset
+    """``finished``, ``pending``, ``stale`` (finished from another resolved configuration, or from another dataset
     than the file now at the config's path), ``no-config`` or ``no-dataset``. Without the dataset
     file a finished cell stays finished: its summary records the checksum it ran on."""
-    if not (root / cell.config).is_file():
+    if missing_config(cell, root):
         return "no-config"
-    config = yaml.safe_load((root / cell.config).read_text())
-    path = root / dataset_path(config)  # an absolute path stays itself
+    path = root / dataset_path(resolved(cell, root))  # an absolute path stays itself
     summary = read_summary(results / f"{cell.key}.json")
     if summary is not None:
         if summary.get("digest") != digest(cell, root):
@@ -117,6 +94,19 @@ def status(cell: Cell, results: Path, root: Path) -> str:
         current = dataset_checksum(path)  # None without a readable file
         return "stale" if current is not None and current != (summary.get("dataset") or {}).get("checksum") else "finished"
     return "pending" if path.is_file() else "no-dataset"
+
+
+def command(cell: Cell) -> str:
+    """The ``omar fit`` command line of a cell, as a user would type it."""
+    settings = {**cell.overrides, "seed_everything": cell.seed, "data.seed": cell.seed}
+    return "omar fit " + " ".join(f"--config {f}" for f in cell.configs) + " " + " ".join(f"--{k} {v}" for k, v in settings.items())
+
+
+def _yaml_or_none(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
 
 
 class CellBusy(Exception):
@@ -180,11 +170,11 @@ def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int
         return False
     # Checkpoints of another config or another dataset must not be resumed: keep them aside, start afresh.
     ran_on = run_dir / "dataset_checksum.txt"
-    changed = [
-        what
-        for what, old, new in (("config", run_dir / "config.yaml", text), ("dataset", ran_on, meta["checksum"]))
-        if old.is_file() and old.read_text() != new
-    ]
+    changed = []
+    if (run_dir / "config.yaml").is_file() and _yaml_or_none((run_dir / "config.yaml").read_text()) != config:  # its settings, not its text
+        changed.append("config")
+    if ran_on.is_file() and ran_on.read_text() != meta["checksum"]:
+        changed.append("dataset")
     if changed:
         aside = run_dir.with_name(f"{run_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
         run_dir.rename(aside)
@@ -219,7 +209,7 @@ def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int
         "config": cell.config,
         "overrides": cell.overrides,
         "digest": digest(cell, root),
-        "command": f"omar fit --config {cell.config} " + " ".join(f"--{k} {v}" for k, v in {**cell.overrides, "seed_everything": cell.seed, "data.seed": cell.seed}.items()),
+        "command": command(cell),
         "dataset": {"path": str(data_file), "checksum": meta["checksum"], "s_random": meta["s_random"], "s_expert": meta["s_expert"], "num_transitions": meta["num_transitions"], "behaviour_return": (meta.get("episode_returns") or {}).get("mean")},
         "curve": curve,
         "score": {"normalized_score": run_score(curve["normalized_score"]), "return": run_score(curve["return"]), "last_evaluations": LAST_EVALUATIONS},
@@ -255,7 +245,7 @@ def run_cells(cells: list[Cell], results: Path, runs: Path, root: Path, workers:
             counts["finished"] += 1
         elif state in ("no-config", "no-dataset"):
             counts["skipped"] += 1
-            log(f"[skip] {cell.describe()}: {'no config ' + cell.config if state == 'no-config' else 'dataset missing (see docs/datasets.md)'}")
+            log(f"[skip] {cell.describe()}: {'no config ' + str(missing_config(cell, root)) if state == 'no-config' else 'dataset missing (see docs/datasets.md)'}")
         else:
             todo.append(cell)
     if counts["finished"]:

@@ -3,6 +3,9 @@
 A cell is identified by its config file, its overrides and its seed, not by the study that asks
 for it: Table 3's OMAR runs on cooperative navigation are also Table 4's Gaussian-sampler row and
 the N = 3 point of the agent-count study, and run once.
+
+A cell's config ``<root>/<algorithm>/<task>/<tier>[_centralized].yaml`` holds what is its own;
+``omar fit`` takes it after the bases it builds on (``config_chain``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,45 @@ TAUS = (0.1, 0.3, 0.5, 0.7, 0.9)
 ACTOR_LRS = (0.01, 0.05, 0.1)
 ACTOR_UPDATES = (1, 5, 20)
 SAMPLERS = ("random", "cem", "gaussian")
+
+
+def spread(n: int) -> str:
+    """Cooperative navigation (spread) with ``n`` agents and ``n`` landmarks; 3 is the paper's default task."""
+    return "cooperative_navigation" if n == 3 else f"cooperative_navigation_n{n}"
+
+
+# Task families: the tasks whose cells share a base (``<root>/base/<family>.yaml``: trainer,
+# callbacks, data settings) and each algorithm's settings (``<root>/<algorithm>/<family>.yaml``).
+FAMILIES = {
+    "mpe": MPE_TASKS + tuple(spread(n) for n in AGENT_COUNTS if n != 3),
+    "halfcheetah": ("halfcheetah_2x3",),
+}
+# Tasks with a base of their own (``<root>/base/<task>.yaml``, after the family's): the N-agent
+# spreads, whose environment takes ``num_agents``.
+OWN_BASES = tuple(spread(n) for n in AGENT_COUNTS if n != 3)
+
+
+def family(task: str) -> str:
+    """The family of ``task`` (a key of ``FAMILIES``)."""
+    for name, tasks in FAMILIES.items():
+        if task in tasks:
+            return name
+    raise ValueError(f"task {task!r} is in no task family; families: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in FAMILIES.items()))
+
+
+def config_chain(config: str) -> tuple[str, ...]:
+    """The files ``omar fit`` takes, as ``--config`` files in this order, for the cell config
+    ``<root>/<algorithm>/<task>/<name>.yaml``: the task family's base, the task's own base (the
+    N-agent spreads), the algorithm's settings on the family, the cell. Later files override
+    earlier ones setting by setting (LightningCLI's merge of several ``--config``)."""
+    path = Path(config)
+    if len(path.parts) < 3:
+        raise ValueError(f"{config}: a cell config is <root>/<algorithm>/<task>/<name>.yaml")
+    root, algorithm, task = path.parents[2], path.parent.parent.name, path.parent.name
+    name = family(task)
+    own = (str(root / "base" / f"{task}.yaml"),) if task in OWN_BASES else ()
+    return (str(root / "base" / f"{name}.yaml"), *own, str(root / algorithm / f"{name}.yaml"), config)
+
 
 # Overrides are dotted keys into the config; these are the ones the studies vary.
 _KEYS = {
@@ -55,6 +97,11 @@ class Cell:
         return f"{self.config_root}/{self.algorithm}/{self.task}/{self.tier}{suffix}.yaml"
 
     @property
+    def configs(self) -> tuple[str, ...]:
+        """The files ``omar fit`` takes for this cell, in order (``config_chain``)."""
+        return config_chain(self.config)
+
+    @property
     def overrides(self) -> dict[str, Any]:
         return {_KEYS[name]: value for name, value in self.variant}
 
@@ -72,11 +119,6 @@ class Cell:
     def describe(self) -> str:
         extra = f" {self.variant_name}" if self.variant else ""
         return f"{self.algorithm} {self.task} {self.tier}{' centralized' if self.centralized else ''}{extra} seed {self.seed}"
-
-
-def spread(n: int) -> str:
-    """Cooperative navigation (spread) with ``n`` agents and ``n`` landmarks; 3 is the paper's default task."""
-    return "cooperative_navigation" if n == 3 else f"cooperative_navigation_n{n}"
 
 
 def _grid(seeds, **axes) -> list[dict[str, Any]]:
@@ -160,5 +202,6 @@ def study(name: str) -> Study:
     return STUDIES[name]
 
 
-def config_exists(cell: Cell, root: Path) -> bool:
-    return (root / cell.config).is_file()
+def missing_config(cell: Cell, root: Path) -> str | None:
+    """The first of the cell's config files (``Cell.configs``) that does not exist, or None."""
+    return next((f for f in cell.configs if not (root / f).is_file()), None)
