@@ -84,7 +84,9 @@ def test_agents_are_isolated_changing_one_agents_data_leaves_the_others_update_a
     m2 = _one_update(copy.deepcopy(base), b2, seed=5)
     differs = False
     for (name, p1), p2 in zip(m1.named_parameters(), m2.parameters()):
-        twins = 2 if name.startswith("critic") else 1  # every parameter is member-major: [twin, agent, ...]
+        # every parameter is member-major: [twin, agent, ...] for the critics' layers ([2 * A, in, out]),
+        # [agent, ...] for the actors' and for the input norms ([A * features], shared by the twins)
+        twins = p1.shape[0] // 3 if p1.dim() == 3 else 1
         v1, v2 = p1.detach().reshape(twins, 3, -1), p2.detach().reshape(twins, 3, -1)
         torch.testing.assert_close(v1[:, 0], v2[:, 0], msg=name)
         torch.testing.assert_close(v1[:, 2], v2[:, 2], msg=name)
