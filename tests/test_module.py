@@ -1,6 +1,7 @@
 """The LightningModule's updates: which parameters move, agent isolation, targets, settings."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -185,3 +186,61 @@ def test_fit_with_evaluation_logs_return_and_normalized_score(dataset_file):
     assert {"eval/return", "eval/normalized_score", "critic/cql_penalty", "actor/q_pi"} <= set(m)
     expected = 100 * (m["eval/return"] - (-10.0)) / (30.0 - (-10.0))
     torch.testing.assert_close(m["eval/normalized_score"], expected)
+
+
+def test_cql_mixture_scores_each_kind_in_its_own_critic_call_with_clamped_policy_samples():
+    """HalfCheetah's CQL(H) mixture as the official code: uniform, pi(o) + noise and pi(o') + noise,
+    the policy samples clamped to [-1, 1] (their correction from the unclamped noise), each kind
+    scored by its own critic call on the repeated observations (BatchNorm statistics per kind)."""
+    torch.manual_seed(0)
+    A, K, B, D, sigma = 2, 3, 16, 3, 0.5
+    model = OMAR([6] * A, [D] * A, hidden_dim=16, cql_samples=K, cql_policy_samples=True, cql_policy_noise=sigma,
+                 cql_policy_correction="density").double()
+    with torch.no_grad():
+        model.actor.net.fc3.weight.mul_(300.0)  # saturated policies: pi + noise leaves the box often
+    batch = {k: v.double() for k, v in batch_for(5, A=A, B=B, obs_dim=6, act_dim=D).items()}
+    obs, next_obs = batch["obs"], batch["next_obs"]
+
+    torch.manual_seed(1)
+    kinds = model.cql_actions(obs, next_obs)
+    torch.manual_seed(1)
+    uniform = torch.rand(A, K, B, D, dtype=torch.float64) * 2 - 1
+    expected = [uniform]
+    densities = [torch.full((A, K, B), D * math.log(0.5), dtype=torch.float64)]
+    for o in (obs, next_obs):
+        noise = torch.randn(A, K, B, D, dtype=torch.float64) * sigma
+        with torch.no_grad():
+            expected.append((model.actor(o).unsqueeze(1) + noise).clamp(-1, 1))
+        densities.append((torch.exp(-noise.pow(2) / (2 * sigma**2)) / (sigma * math.sqrt(2 * math.pi))).prod(-1))
+    assert len(kinds) == 3
+    for (samples, correction), want, density in zip(kinds, expected, densities):
+        torch.testing.assert_close(samples, want)
+        torch.testing.assert_close(correction, density)
+    assert all(s.abs().max() <= 1 for s, _ in kinds) and (kinds[1][0].abs() == 1).float().mean() > 0.1
+
+    # the critic loss: Q of every kind from its own forward call on the observations repeated K times
+    params = list(model.critic.parameters())
+    ref_model = copy.deepcopy(model)
+    torch.manual_seed(2)
+    loss, _ = model.critic_objective(batch)
+    grads = torch.autograd.grad(loss, params)
+    torch.manual_seed(2)
+    m = ref_model
+    with torch.no_grad():
+        target = batch["rewards"] + 0.95 * (1 - batch["dones"]) * m.critic_target(next_obs, m.actor_target(next_obs)).min(0).values
+        ref_kinds = m.cql_actions(obs, next_obs)
+    q_data = m.critic(obs, batch["actions"])
+    repeated = obs.unsqueeze(1).expand(A, K, B, 6).reshape(A, K * B, 6)
+    q_samples = torch.cat([m.critic(repeated, s.reshape(A, K * B, D)).view(2, A, K, B) for s, _ in ref_kinds], 2)
+    correction = torch.cat([c for _, c in ref_kinds], 1)
+    lse = torch.logsumexp(q_samples - correction, 2)
+    ref = ((q_data - target).pow(2).mean(-1) + (lse - q_data).mean(-1)).sum()
+    torch.testing.assert_close(loss, ref)
+    for g, r in zip(grads, torch.autograd.grad(ref, list(m.critic.parameters()))):
+        torch.testing.assert_close(g, r)
+    # pooling the three kinds in one call (one set of BatchNorm statistics) gives another gradient
+    pooled = m.critic(repeated.repeat(1, 3, 1), torch.cat([s for s, _ in ref_kinds], 1).reshape(A, 3 * K * B, D)).view(2, A, 3 * K, B)
+    q_again = m.critic(obs, batch["actions"])
+    pooled_ref = ((q_again - target).pow(2).mean(-1) + (torch.logsumexp(pooled - correction, 2) - q_again).mean(-1)).sum()
+    g_pooled = torch.autograd.grad(pooled_ref, list(m.critic.parameters()))
+    assert not torch.allclose(g_pooled[2], grads[2], rtol=1e-3)
