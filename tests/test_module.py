@@ -244,3 +244,26 @@ def test_cql_mixture_scores_each_kind_in_its_own_critic_call_with_clamped_policy
     pooled_ref = ((q_again - target).pow(2).mean(-1) + (torch.logsumexp(pooled - correction, 2) - q_again).mean(-1)).sum()
     g_pooled = torch.autograd.grad(pooled_ref, list(m.critic.parameters()))
     assert not torch.allclose(g_pooled[2], grads[2], rtol=1e-3)
+
+
+def test_the_policies_are_evaluated_before_the_first_update_without_changing_training(dataset_file, tmp_path):
+    """As the official loop: an evaluation at update 0, the first point of the learning curve. It
+    draws nothing from the training's random streams: the run's weights are those of a run without it."""
+    from pytorch_lightning.loggers import CSVLogger
+
+    from omar_lightning.reproduce.summary import read_curve
+
+    states = {}
+    for at_start in (True, False):
+        torch.manual_seed(0)
+        dm = OfflineDataModule(path=str(dataset_file), batch_size=32, generate=False, eval_episodes=2)
+        model = OMAR(dm.obs_dims, dm.act_dims, hidden_dim=16, max_updates=4)
+        trainer = Trainer(max_epochs=-1, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                          num_sanity_val_steps=0, log_every_n_steps=1, logger=CSVLogger(tmp_path / str(at_start), name="logs"),
+                          callbacks=[SoftTargetUpdate(0.01), EnvEvaluation(every_n_updates=2, verbose=False, at_start=at_start)])
+        trainer.fit(model, datamodule=dm)
+        states[at_start] = model.state_dict()
+        curve = read_curve(tmp_path / str(at_start) / "logs")
+        assert curve["updates"] == ([0, 2, 4] if at_start else [2, 4])
+    for k, v in states[True].items():
+        assert torch.equal(v, states[False][k]), k

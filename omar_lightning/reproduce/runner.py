@@ -5,9 +5,10 @@ Layout (``results`` and ``runs`` are directories given on the command line):
 - ``runs/<cell key>/``: the cell's config, log, checkpoints and CSV logs (large, not committed);
 - ``results/<cell key>.json``: the run's summary (small, committed).
 
-A cell is finished when its summary exists and was made from the same config file, overrides and
-seed. An interrupted cell is rerun with ``--ckpt_path last`` from its own checkpoints, which
-continues it exactly.
+A cell is finished when its summary exists and was made from the same config file, overrides,
+seed and dataset, by this version of the training update (``omar_lightning/update_version.py``).
+An interrupted cell is rerun with ``--ckpt_path last`` from its own checkpoints, which continues
+it exactly; checkpoints of another config, dataset or update version are moved aside instead.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import yaml
 
 from omar_lightning.data import DatasetError, default_path, read_metadata
 from omar_lightning.reproduce.studies import Cell
-from omar_lightning.reproduce.summary import LAST_EVALUATIONS, SCHEMA, read_curve, read_summary, run_score, write_summary
+from omar_lightning.reproduce.summary import LAST_EVALUATIONS, SCHEMA, curve_score, is_current, read_curve, read_summary, write_summary
+from omar_lightning.update_version import UPDATE_VERSION
 
 PACKAGES = ("omar-lightning", "torch", "pytorch-lightning", "torchmetrics", "numpy", "pettingzoo", "mpe2", "mujoco", "gymnasium-robotics")
 
@@ -103,16 +105,17 @@ def dataset_checksum(path: Path) -> str | None:
 
 
 def status(cell: Cell, results: Path, root: Path) -> str:
-    """``finished``, ``pending``, ``stale`` (finished from another config, or from another dataset
-    than the file now at the config's path), ``no-config`` or ``no-dataset``. Without the dataset
-    file a finished cell stays finished: its summary records the checksum it ran on."""
+    """``finished``, ``pending``, ``stale`` (finished from another config, by another version of
+    the training update, or from another dataset than the file now at the config's path),
+    ``no-config`` or ``no-dataset``. Without the dataset file a finished cell stays finished: its
+    summary records the checksum it ran on."""
     if not (root / cell.config).is_file():
         return "no-config"
     config = yaml.safe_load((root / cell.config).read_text())
     path = root / dataset_path(config)  # an absolute path stays itself
     summary = read_summary(results / f"{cell.key}.json")
     if summary is not None:
-        if summary.get("digest") != digest(cell, root):
+        if summary.get("digest") != digest(cell, root) or not is_current(summary):
             return "stale"
         current = dataset_checksum(path)  # None without a readable file
         return "stale" if current is not None and current != (summary.get("dataset") or {}).get("checksum") else "finished"
@@ -178,13 +181,17 @@ def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int
     except DatasetError as e:
         log(f"[skip] {cell.describe()}: {e}")
         return False
-    # Checkpoints of another config or another dataset must not be resumed: keep them aside, start afresh.
+    # Checkpoints of another config, dataset or update version must not be resumed: keep them aside, start afresh.
     ran_on = run_dir / "dataset_checksum.txt"
+    made_by = run_dir / "update_version.txt"  # absent in run directories made before version 2
     changed = [
         what
         for what, old, new in (("config", run_dir / "config.yaml", text), ("dataset", ran_on, meta["checksum"]))
         if old.is_file() and old.read_text() != new
     ]
+    old_version = made_by.read_text().strip() if made_by.is_file() else "1"
+    if (run_dir / "config.yaml").is_file() and old_version != str(UPDATE_VERSION):
+        changed.append(f"training update (version {old_version}, now {UPDATE_VERSION})")
     if changed:
         aside = run_dir.with_name(f"{run_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
         run_dir.rename(aside)
@@ -192,6 +199,7 @@ def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(text)
     ran_on.write_text(meta["checksum"])
+    made_by.write_text(str(UPDATE_VERSION))
     cmd = [sys.executable, "-m", "omar_lightning", "fit", "--config", str(run_dir / "config.yaml")]
     if (run_dir / "checkpoints" / "last.ckpt").is_file():
         cmd += ["--ckpt_path", "last"]
@@ -222,7 +230,8 @@ def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int
         "command": f"omar fit --config {cell.config} " + " ".join(f"--{k} {v}" for k, v in {**cell.overrides, "seed_everything": cell.seed, "data.seed": cell.seed}.items()),
         "dataset": {"path": str(data_file), "checksum": meta["checksum"], "s_random": meta["s_random"], "s_expert": meta["s_expert"], "num_transitions": meta["num_transitions"], "behaviour_return": (meta.get("episode_returns") or {}).get("mean")},
         "curve": curve,
-        "score": {"normalized_score": run_score(curve["normalized_score"]), "return": run_score(curve["return"]), "last_evaluations": LAST_EVALUATIONS},
+        "score": {"normalized_score": curve_score(curve), "return": curve_score(curve, "return"), "last_evaluations": LAST_EVALUATIONS},
+        "update_version": UPDATE_VERSION,
         "max_updates": max_updates,
         "wall_seconds": round(spent, 1),
         "threads": threads,
