@@ -24,7 +24,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from omar_lightning import OMAR
 from omar_lightning.datamodules import MinibatchStream, OfflineDataModule
 from omar_lightning.evaluation import episode_share, normalized_score, policy_scores
-from omar_lightning.nets import clip_grad_norm_per_member_
+from omar_lightning.nets import clip_grad_norm_per_member_, parameter_members
 from omar_lightning.data import save_dataset
 
 from conftest import synthetic_dataset, tiny_config
@@ -139,7 +139,7 @@ def test_every_update_applies_the_mean_of_the_processes_gradients(run):
                 for p, *g in zip(params, *grads):
                     assert not torch.equal(g[0], g[1])  # the processes' gradients differ...
                     p.grad = g[0] * (1 / WORLD) + g[1] * (1 / WORLD)  # ...and DDP applies their mean
-                clip_grad_norm_per_member_(params, net.net.members, model.num_agents, hparams["grad_clip"])
+                clip_grad_norm_per_member_(params, parameter_members(net), model.num_agents, hparams["grad_clip"])
                 opt.step()
                 opt.zero_grad(set_to_none=True)
             with torch.no_grad():
