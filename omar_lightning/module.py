@@ -16,9 +16,11 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from omar_lightning.checkpoint_io import check_checkpoint
+from omar_lightning.errors import CheckpointError
 from omar_lightning.losses import actor_loss, critic_loss, td_target, uniform_log_density
 from omar_lightning.nets import Actor, JointContext, TwinCritic, clip_grad_norm_per_member_, parameter_members
 from omar_lightning.refinement import Refinement
+from omar_lightning.update_version import UPDATE_VERSION
 
 
 def _numpy_state() -> tuple:
@@ -335,6 +337,7 @@ class OMAR(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["omar"] = {
             "updates": self.updates,
+            "update_version": UPDATE_VERSION,
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -343,7 +346,32 @@ class OMAR(LightningModule):
             },
         }
 
+    def _per_twin_norms(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints of update version 1 hold one input norm per twin critic (2 * A members).
+        Training cannot continue from them (the twins now share one norm per agent); evaluating
+        their policies can: the critics, which evaluation never uses, keep Q1's norms."""
+        state = checkpoint.get("state_dict")
+        if not isinstance(state, dict):
+            return
+        for prefix in ("critic", "critic_target"):
+            own = getattr(self, prefix).net.norm
+            old = state.get(f"{prefix}.net.norm.weight")
+            if own is None or not torch.is_tensor(old) or old.numel() != 2 * own.weight.numel():
+                continue
+            trainer = self._trainer
+            if trainer is not None and trainer.state.fn == "fit":
+                where = getattr(trainer, "ckpt_path", None) or "the checkpoint"
+                raise CheckpointError(
+                    f"{where} was written by update version 1 (one input BatchNorm per twin critic); version "
+                    f"{UPDATE_VERSION} cannot continue it: start the run afresh (its policies can still be evaluated)"
+                )
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                key = f"{prefix}.net.norm.{name}"
+                if torch.is_tensor(state.get(key)):
+                    state[key] = state[key][: own.weight.numel()].clone()
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._per_twin_norms(checkpoint)
         check_checkpoint(self, checkpoint)  # one clear error before Lightning loads mismatched or non-finite weights
         state = checkpoint.get("omar", {})
         self.updates = int(state.get("updates", 0))
