@@ -354,7 +354,7 @@ def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
         "## How a score is made",
         "",
         f"- **A run's score** is the mean normalized score of its last {LAST_EVALUATIONS} evaluations",
-        "  (`omar_lightning/reproduce/summary.py`, `run_score`). Each evaluation is the mean over the",
+        "  (`omar_lightning/reproduce/summary.py`, `curve_score`). Each evaluation is the mean over the",
         "  data module's evaluation episodes (10 on MPE, seeds 1,000,000..1,000,009, deterministic policies).",
         "  On MPE that covers the last 100 of the run's updates.",
         "- **Normalized score** = 100 * (S - S_random) / (S_expert - S_random), with S_random and S_expert",
