@@ -8,7 +8,9 @@ cost of an update):
   bare       the same module's training_step and soft target update in a plain loop
   yardstick  the same OMAR update written as the official code does: one module per agent and
              twin, a Python loop over agents, minibatches drawn by permuting the whole buffer
-  sampling   drawing every agent's minibatch from the stream alone
+  sampling   drawing every agent's minibatch from the stream alone (without replacement)
+  sampling_with_replacement
+             the same gather from indices drawn with replacement (torch.randint), for comparison
 Prints a table and one JSON line per case ({"case", "ms_per_update", ...}).
 """
 
@@ -189,6 +191,15 @@ def sampling(stream: MinibatchStream, args) -> float:
     return (time.perf_counter() - t) / n * 1000
 
 
+class WithReplacement(MinibatchStream):
+    """The stream's gather from indices drawn with replacement (the sampler before batches were drawn without)."""
+
+    def indices(self, update: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        g = generator or torch.Generator()
+        g.manual_seed(update)
+        return torch.randint(self.size, (self.num_agents, self.batch_size), generator=g)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", default="cooperative_navigation")
@@ -221,6 +232,8 @@ def main() -> None:
         results = {}
         if "sampling" in cases:
             results["sampling"] = sampling(stream, args)
+        if "sampling_with_replacement" in cases:
+            results["sampling_with_replacement"] = sampling(WithReplacement(dm.store, args.batch_size, seed=0), args)
         if "bare" in cases:
             results["bare"] = bare_loop(cls(**hp), stream, args)
         if "trainer" in cases:

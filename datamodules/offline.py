@@ -37,24 +37,71 @@ def in_sample_next(store: dict[str, Tensor]) -> dict[str, Tensor]:
     return {"next_actions": next_actions, "has_next": has_next}
 
 
+def sample_without_replacement(n: int, rows: int, k: int, generator: torch.Generator) -> Tensor:
+    """``rows`` independent uniform samples of ``k`` distinct indices in ``[0, n)``: [rows, k].
+
+    Each row is the first ``k`` distinct values of its own stream of uniform draws, which is a
+    uniform ordered sample without replacement (every new distinct value is uniform over the
+    values not yet seen). The first ``k`` draws of every row come in one call and one sort of
+    their values finds repeats (a row of 1,024 draws of 1M repeats a value with probability
+    about 1 - exp(-k^2 / 2n) = 0.4); a row with repeats drops their later occurrences and
+    continues its stream with new draws until it holds ``k`` distinct values. A draw costs
+    O(k log k), not the O(n) of permuting the whole buffer; when ``k`` is more than half of
+    ``n`` a permutation is cheaper and is used instead. Deterministic for a generator state.
+    """
+    if not 1 <= k <= n:
+        raise ValueError(f"cannot draw {k} distinct indices from {n}")
+    if 2 * k > n:
+        return torch.stack([torch.randperm(n, generator=generator)[:k] for _ in range(rows)])
+    out = torch.randint(n, (rows, k), generator=generator)
+    draws = out.numpy()
+    ordered = np.sort(draws, axis=1)  # numpy's sort of values: several times faster than torch's for these sizes
+    for r in np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(1)):
+        values = draws[r]
+        while True:
+            sorted_values = np.sort(values)
+            repeated = np.unique(sorted_values[1:][sorted_values[1:] == sorted_values[:-1]])
+            if repeated.size == 0 and values.size == k:
+                break
+            hits = values[:, None] == repeated[None, :]  # [draws, repeated values]
+            values = values[~(hits & (hits.cumsum(0) > 1)).any(1)]  # keep each value's first occurrence
+            values = np.concatenate([values, torch.randint(n, (k - values.size,), generator=generator).numpy()])
+        out[r] = torch.from_numpy(values)
+    return out
+
+
+MINIBATCHES = ("fresh", "official_reuse")
+
+
 class MinibatchStream(IterableDataset):
     """Endless stream of minibatches ``{field: [A, B, ...]}``, every agent drawing its own indices.
 
-    With ``joint``, all agents share the indices (centralized critics need joint transitions).
-    Batch ``u`` is a pure function of ``(seed, rank, u)``, so the stream is identical however far
-    ahead a loader prefetches, resumes exactly from ``start``, and differs between DDP ranks.
+    Each agent's batch holds ``B`` distinct transitions (drawn without replacement, as the
+    official replay buffer). With ``joint``, all agents share the indices (centralized critics
+    need joint transitions). Batch ``u`` is a pure function of ``(seed, rank, u)``, so the stream
+    is identical however far ahead a loader prefetches, resumes exactly from ``start``, and
+    differs between DDP ranks. With ``reuse_period`` P, batch ``u`` is batch ``u mod P``: the P
+    batches of the first period repeat in every period, per agent (the official MPE loop).
     """
 
-    def __init__(self, store: dict[str, Tensor], batch_size: int, seed: int, rank: int = 0, start: int = 0, joint: bool = False):
+    def __init__(self, store: dict[str, Tensor], batch_size: int, seed: int, rank: int = 0, start: int = 0, joint: bool = False,
+                 reuse_period: int | None = None):
         self.store, self.batch_size, self.seed, self.rank, self.start, self.joint = store, batch_size, seed, rank, start, joint
+        self.reuse_period = reuse_period
         self.num_agents, self.size = store["obs"].shape[:2]
         self._offsets = torch.arange(self.num_agents)[:, None] * self.size
 
-    def batch(self, update: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    def indices(self, update: int, generator: torch.Generator | None = None) -> Tensor:
+        """Row indices of batch ``update`` per agent, [A, B] (all rows equal with ``joint``)."""
+        if self.reuse_period is not None:
+            update %= self.reuse_period
         g = generator or torch.Generator()
         g.manual_seed(int(np.random.SeedSequence([self.seed, self.rank, update]).generate_state(1)[0]))
         rows = 1 if self.joint else self.num_agents  # joint: every agent gets the same transitions
-        idx = torch.randint(self.size, (rows, self.batch_size), generator=g).expand(self.num_agents, -1)
+        return sample_without_replacement(self.size, rows, self.batch_size, g).expand(self.num_agents, -1)
+
+    def batch(self, update: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        idx = self.indices(update, generator)
         flat = (idx + self._offsets).view(-1)  # row of agent i's transition in the [A * N, ...] view
         a, b = self.num_agents, self.batch_size
         return {k: v.view(a * self.size, -1).index_select(0, flat).view(a, b, *v.shape[2:]) for k, v in self.store.items()}
@@ -88,6 +135,17 @@ class OfflineDataModule(LightningDataModule):
         in_sample_next: also stream ``next_actions`` (the dataset's action at the next row when
             that row continues the episode, i.e. its obs equals this row's next_obs for every
             agent) and ``has_next`` (1 there, 0 at episode ends), for in-sample methods (MAICQ).
+        minibatches: ``fresh`` (default): new minibatches at every update, each agent's
+            ``batch_size`` transitions distinct. ``official_reuse``: the official MPE loop's reuse,
+            the ``reuse_period`` minibatches of the first period repeated in every period, per
+            agent. (The official loop rebuilds the evaluation environment every evaluation,
+            which calls ``np.random.seed(seed + 100)``; its replay buffer draws from that global
+            RNG, so the batches of updates 0-9, 10-19, ... are the same: an official MPE run
+            trains on about 10,200 distinct transitions per agent of the 1M. HalfCheetah was
+            not affected.)
+        reuse_period: the period of ``official_reuse`` in updates: the evaluation period of the
+            official loop, 10 on MPE (``EnvEvaluation.every_n_updates`` of the MPE configs).
+            Ignored with ``fresh``.
     """
 
     def __init__(
@@ -105,6 +163,8 @@ class OfflineDataModule(LightningDataModule):
         reference_episodes: int = 200,
         joint_sampling: bool = False,
         in_sample_next: bool = False,
+        minibatches: str = "fresh",
+        reuse_period: int = 10,
     ) -> None:
         super().__init__()
         if tier not in TIERS:
@@ -114,12 +174,15 @@ class OfflineDataModule(LightningDataModule):
             ("num_transitions", num_transitions),
             ("eval_episodes", eval_episodes),
             ("reference_episodes", reference_episodes),
+            ("reuse_period", reuse_period),
         ):
             if value < 1:
                 raise ValueError(f"data.{name} must be >= 1, got {value}")
         for name, value in (("seed", seed), ("eval_seed", eval_seed)):
             if value < 0:
                 raise ValueError(f"data.{name} must be >= 0, got {value}")
+        if minibatches not in MINIBATCHES:
+            raise ValueError(f"data.minibatches must be one of {list(MINIBATCHES)}, got {minibatches!r}")
         if task not in TASKS:
             raise ValueError(f"data.task: unknown task {task!r}; known tasks: {', '.join(sorted(TASKS))}")
         self.save_hyperparameters()
@@ -129,6 +192,7 @@ class OfflineDataModule(LightningDataModule):
         self.env_kwargs = dict(env_kwargs or {})
         self.eval_episodes, self.eval_seed, self.reference_episodes = eval_episodes, eval_seed, reference_episodes
         self.joint_sampling, self.in_sample_next = joint_sampling, in_sample_next
+        self.minibatches, self.reuse_period = minibatches, reuse_period
         try:
             self.spec = task_spec(task, **self.env_kwargs)
         except (ValueError, TypeError) as e:
@@ -187,6 +251,11 @@ class OfflineDataModule(LightningDataModule):
             )
         if dict(meta.get("env_kwargs") or {}) != self.env_kwargs:
             raise DatasetError(f"{self.path}: dataset env_kwargs {meta.get('env_kwargs')} differ from data.env_kwargs {self.env_kwargs}")
+        if self.batch_size > ds.num_transitions:
+            raise ValueError(
+                f"data.batch_size ({self.batch_size}) exceeds the {ds.num_transitions} transitions of {self.path}: "
+                "each agent's minibatch is drawn without replacement"
+            )
         self.dataset = ds
         self.store = {
             "obs": stack_padded(ds.obs),
@@ -200,7 +269,8 @@ class OfflineDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rank = self.trainer.global_rank if self.trainer is not None else 0
-        stream = MinibatchStream(self.store, self.batch_size, self.seed, rank, self._start, joint=self.joint_sampling)
+        period = self.reuse_period if self.minibatches == "official_reuse" else None
+        stream = MinibatchStream(self.store, self.batch_size, self.seed, rank, self._start, joint=self.joint_sampling, reuse_period=period)
         # A private generator: creating the iterator must not draw from the global RNG (exact resume).
         return DataLoader(stream, batch_size=None, num_workers=0, generator=torch.Generator())
 

@@ -54,8 +54,9 @@ def critic_loss(q_data: Tensor, target: Tensor, q_samples: Tensor | None, log_de
 
 
 def uniform_log_density(act_dims: Tensor) -> Tensor:
-    """log density of the uniform distribution on [-1, 1]^d per agent: d * log(0.5). [A] -> [A, 1, 1]."""
-    return (act_dims.float() * math.log(0.5)).view(-1, 1, 1)
+    """log density of the uniform distribution on [-1, 1]^d per agent: d * log(0.5). [A] -> [A, 1, 1]
+    (in ``act_dims``' floating dtype; float32 for integer sizes)."""
+    return ((act_dims if act_dims.is_floating_point() else act_dims.float()) * math.log(0.5)).view(-1, 1, 1)
 
 
 def actor_loss(

@@ -16,9 +16,11 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from omar_lightning.checkpoint_io import check_checkpoint
+from omar_lightning.errors import CheckpointError
 from omar_lightning.losses import actor_loss, critic_loss, td_target, uniform_log_density
-from omar_lightning.nets import Actor, JointContext, TwinCritic, clip_grad_norm_per_member_
+from omar_lightning.nets import Actor, JointContext, TwinCritic, clip_grad_norm_per_member_, parameter_members
 from omar_lightning.refinement import Refinement
+from omar_lightning.update_version import UPDATE_VERSION
 
 
 def _numpy_state() -> tuple:
@@ -52,7 +54,9 @@ class OMAR(LightningModule):
         cql_alpha: weight of the CQL penalty (0 disables it).
         cql_samples: uniform actions per observation in the CQL logsumexp (K).
         cql_policy_samples: also score ``cql_samples`` actions pi(o) + noise and pi(o') + noise
-            at o (the CQL(H) mixture of the official HalfCheetah runs).
+            at o, clamped to [-1, 1] (the CQL(H) mixture of the official HalfCheetah runs). As the
+            official code, each kind of sample (uniform, pi(o) + noise, pi(o') + noise) is scored
+            in its own critic call, so the input BatchNorm takes its batch statistics per kind.
         cql_policy_noise: standard deviation of that noise.
         cql_policy_correction: subtract the Gaussian's "log_density" (CQL(H)) or its "density"
             (as the official HalfCheetah code does) from the policy samples' Q-values.
@@ -124,11 +128,14 @@ class OMAR(LightningModule):
         self.actor = Actor(obs_dims, act_dims, hidden_dim, input_norm)
         self.context = JointContext(obs_dims, act_dims) if centralized else None
         critic_in = self.context.dim if centralized else max(obs_dims)
-        self.critic = TwinCritic(critic_in, max(act_dims), hidden_dim, self.num_agents, input_norm)
+        real_in = self.context.dims if centralized else obs_dims
+        self.critic = TwinCritic(critic_in, max(act_dims), hidden_dim, self.num_agents, input_norm, obs_dims=real_in, act_dims=act_dims)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.register_buffer("act_dims_t", torch.tensor(act_dims, dtype=torch.float32), persistent=False)
         self.updates = 0
+        # Member count of every parameter, in optimizer order, for the per-agent gradient clip.
+        self._members = {"actor": parameter_members(self.actor), "critic": parameter_members(self.critic)}
 
     # ----------------------------------------------------------------- wiring
     def target_pairs(self) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
@@ -163,23 +170,24 @@ class OMAR(LightningModule):
         return score
 
     @torch.no_grad()
-    def cql_actions(self, obs: Tensor, next_obs: Tensor) -> tuple[Tensor, Tensor]:
-        """Actions scored by the CQL logsumexp and their log-density corrections: [A, K', B, D], [A, K', B]."""
+    def cql_actions(self, obs: Tensor, next_obs: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Actions scored by the CQL logsumexp with their log-density corrections, one pair per
+        kind of sample (uniform; with ``cql_policy_samples`` also pi(o) + noise and pi(o') + noise,
+        clamped to [-1, 1], the correction taken from the unclamped noise as the official code):
+        [(actions [A, K, B, D], correction [A, K, B]), ...]."""
         hp = self.hparams
         a, b, _ = obs.shape
         mask = self.actor.act_mask.unsqueeze(1)
         d = int(self.actor.act_mask.shape[-1])
         uniform = (torch.rand(a, hp.cql_samples, b, d, device=obs.device, dtype=obs.dtype) * 2 - 1) * mask
-        samples = [uniform]
-        corrections = [uniform_log_density(self.act_dims_t).expand(a, hp.cql_samples, b)]
+        kinds = [(uniform, uniform_log_density(self.act_dims_t).expand(a, hp.cql_samples, b))]
         if hp.cql_policy_samples:
             sigma = hp.cql_policy_noise
             for o in (obs, next_obs):
                 noise = torch.randn(a, hp.cql_samples, b, d, device=obs.device, dtype=obs.dtype) * sigma * mask
-                samples.append(self.actor(o).unsqueeze(1) + noise)
                 log_p = -0.5 * (noise / sigma).pow(2).sum(-1) - self.act_dims_t.view(-1, 1, 1) * math.log(sigma * math.sqrt(2 * math.pi))
-                corrections.append(log_p if hp.cql_policy_correction == "log_density" else log_p.exp())
-        return torch.cat(samples, 1), torch.cat(corrections, 1)
+                kinds.append(((self.actor(o).unsqueeze(1) + noise).clamp(-1.0, 1.0), log_p if hp.cql_policy_correction == "log_density" else log_p.exp()))
+        return kinds
 
     # ----------------------------------------------------------------- training
     def setup(self, stage: str) -> None:
@@ -219,13 +227,13 @@ class OMAR(LightningModule):
         if self.trains_critic:
             self.toggle_optimizer(critic_opt)
             loss_c, critic_metrics = self.critic_objective(batch)
-            self._step(critic_opt, loss_c, self.critic.net.members)
+            self._step(critic_opt, loss_c, self._members["critic"])
             self.untoggle_optimizer(critic_opt)
             metrics.update(critic_metrics, **{"critic/loss": loss_c.detach() / self.num_agents})
         self.toggle_optimizer(actor_opt)
         for _ in range(self.hparams.actor_updates):
             loss_a, actor_metrics = self.actor_objective(batch["obs"], batch["actions"])
-            self._step(actor_opt, loss_a, self.actor.net.members)
+            self._step(actor_opt, loss_a, self._members["actor"])
         self.untoggle_optimizer(actor_opt)
         metrics.update(actor_metrics)
 
@@ -252,10 +260,13 @@ class OMAR(LightningModule):
                 noise = (torch.randn_like(next_act) * hp.target_noise).clamp(-hp.target_noise_clip, hp.target_noise_clip)
                 next_act = (next_act + noise).clamp(-1, 1) * self.actor.act_mask
             target = td_target(rew, done, self.critic_target(self.critic_input(next_obs, next_act), next_act), hp.gamma)
-            samples, log_density = self.cql_actions(obs, next_obs) if hp.cql_alpha > 0 else (None, None)
+            kinds = self.cql_actions(obs, next_obs) if hp.cql_alpha > 0 else []
         ctx = self.critic_input(obs, act)
         q_data = self.critic(ctx, act)
-        q_samples = self.critic.sample_q(ctx, samples) if samples is not None else None
+        q_samples = log_density = None
+        if kinds:  # one critic call per kind of sample: BatchNorm statistics per kind, as the official code
+            q_samples = torch.cat([self.critic.sample_q(ctx, samples) for samples, _ in kinds], 2)
+            log_density = torch.cat([correction for _, correction in kinds], 1)
         return critic_loss(q_data, target, q_samples, log_density, hp.cql_alpha)
 
     def actor_objective(self, obs: Tensor, act: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -301,7 +312,8 @@ class OMAR(LightningModule):
             t.copy_(flat[offset : offset + t.numel()].view_as(t))
             offset += t.numel()
 
-    def _step(self, opt, loss: Tensor, members: int) -> None:
+    def _step(self, opt, loss: Tensor, members: list[int]) -> None:
+        """Backward, per-agent gradient clip (``members``: each parameter's member count), step."""
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         if self.hparams.grad_clip > 0:
@@ -325,6 +337,7 @@ class OMAR(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["omar"] = {
             "updates": self.updates,
+            "update_version": UPDATE_VERSION,
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -333,7 +346,32 @@ class OMAR(LightningModule):
             },
         }
 
+    def _per_twin_norms(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints of update version 1 hold one input norm per twin critic (2 * A members).
+        Training cannot continue from them (the twins now share one norm per agent); evaluating
+        their policies can: the critics, which evaluation never uses, keep Q1's norms."""
+        state = checkpoint.get("state_dict")
+        if not isinstance(state, dict):
+            return
+        for prefix in ("critic", "critic_target"):
+            own = getattr(self, prefix).net.norm
+            old = state.get(f"{prefix}.net.norm.weight")
+            if own is None or not torch.is_tensor(old) or old.numel() != 2 * own.weight.numel():
+                continue
+            trainer = self._trainer
+            if trainer is not None and trainer.state.fn == "fit":
+                where = getattr(trainer, "ckpt_path", None) or "the checkpoint"
+                raise CheckpointError(
+                    f"{where} was written by update version 1 (one input BatchNorm per twin critic); version "
+                    f"{UPDATE_VERSION} cannot continue it: start the run afresh (its policies can still be evaluated)"
+                )
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                key = f"{prefix}.net.norm.{name}"
+                if torch.is_tensor(state.get(key)):
+                    state[key] = state[key][: own.weight.numel()].clone()
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._per_twin_norms(checkpoint)
         check_checkpoint(self, checkpoint)  # one clear error before Lightning loads mismatched or non-finite weights
         state = checkpoint.get("omar", {})
         self.updates = int(state.get("updates", 0))

@@ -30,7 +30,8 @@ class Refinement:
         mu0: initial mean of the sampling distribution.
         sigma0: initial standard deviation.
         beta: softmax temperature of the Gaussian update (Eq. 3).
-        elites: elite count of CEM.
+        elites: elite count of CEM, at least 2: sigma is refitted with the elites' unbiased
+            standard deviation (``torch.std``, as the official code), undefined for one elite.
     """
 
     sampler: Literal["gaussian", "cem", "random"] = "gaussian"
@@ -53,8 +54,8 @@ class Refinement:
         for name in ("mu0", "beta"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"refinement.{name} must be finite, got {getattr(self, name)}")
-        if self.sampler == "cem" and not 1 <= self.elites <= self.samples:
-            raise ValueError(f"refinement.elites must be in [1, samples={self.samples}], got {self.elites}")
+        if self.sampler == "cem" and not 2 <= self.elites <= self.samples:
+            raise ValueError(f"refinement.elites must be in [2, samples={self.samples}] (the elites' unbiased std), got {self.elites}")
 
     def __call__(self, score: Score, pi: Tensor, q_pi: Tensor, act_mask: Tensor) -> Tensor:
         """Refined actions [A, B, D]; act_mask [A, 1, D] zeroes padded action features."""
@@ -91,7 +92,8 @@ def gaussian_refinement(cfg: Refinement, score: Score, pi: Tensor, q_pi: Tensor,
 
 @torch.no_grad()
 def cem_refinement(cfg: Refinement, score: Score, pi: Tensor, q_pi: Tensor, act_mask: Tensor) -> Tensor:
-    """Cross-entropy method: refit N(mu, sigma) to the top ``elites``, carried into the next population."""
+    """Cross-entropy method: refit N(mu, sigma) to the top ``elites`` (mean and unbiased standard
+    deviation, as the official code), the elites carried into the next population."""
     mu = torch.full_like(pi, cfg.mu0).unsqueeze(1)
     sigma = torch.full_like(mu, cfg.sigma0)
     elites = elite_q = None
@@ -103,7 +105,7 @@ def cem_refinement(cfg: Refinement, score: Score, pi: Tensor, q_pi: Tensor, act_
         elite_q, idx = q.topk(cfg.elites, dim=1)
         elites = actions.gather(1, idx.unsqueeze(-1).expand(-1, -1, -1, actions.shape[-1]))
         mu = elites.mean(dim=1, keepdim=True)
-        sigma = elites.std(dim=1, keepdim=True, unbiased=False)
+        sigma = elites.std(dim=1, keepdim=True, correction=1)
     return _pick(elites, elite_q, pi, q_pi)
 
 

@@ -1,6 +1,8 @@
 """Dataset file format, validation errors, and the minibatch stream."""
 
 import json
+import math
+import re
 import zipfile
 
 import numpy as np
@@ -150,3 +152,92 @@ def test_datamodule_missing_dataset_without_generation(tmp_path):
 def test_datamodule_bad_settings(kwargs, name):
     with pytest.raises(ValueError, match=name):
         OfflineDataModule(**kwargs)
+
+
+def test_each_agents_minibatch_holds_distinct_transitions():
+    """Drawn without replacement, as the official replay buffer: no index twice inside one
+    agent's batch, for independent and for joint draws, also when the batch is most of the data."""
+    for n, b in ((1000, 64), (1000, 400), (100, 90)):
+        for joint in (False, True):
+            s = MinibatchStream(_store(n), batch_size=b, seed=3, joint=joint)
+            for u in range(20):
+                rows = s.batch(u)["rewards"]  # the store's row index per agent
+                for agent in rows:
+                    assert agent.unique().numel() == b, (n, b, joint, u)
+                if joint:
+                    assert torch.equal(rows[0], rows[1])
+
+
+@pytest.mark.parametrize("n", [6, 5])  # the sorted-stream path (2k <= n) and the permutation path
+def test_draws_without_replacement_are_uniform_over_ordered_samples(n):
+    """Every ordered sample of 3 distinct indices of n is equally likely (chi-square over all
+    n (n-1) (n-2) of them), and every index is in a sample with probability 3 / n."""
+    import itertools
+
+    from omar_lightning.datamodules.offline import sample_without_replacement
+
+    k, draws = 3, 24_000
+    x = sample_without_replacement(n, draws, k, torch.Generator().manual_seed(11))
+    assert x.shape == (draws, k) and all(len(set(r)) == k for r in x.tolist())
+    counts = {}
+    for r in x.tolist():
+        counts[tuple(r)] = counts.get(tuple(r), 0) + 1
+    cells = list(itertools.permutations(range(n), k))
+    assert set(counts) == set(cells)
+    expected = draws / len(cells)
+    chi2 = sum((counts[c] - expected) ** 2 / expected for c in cells)
+    dof = len(cells) - 1
+    assert chi2 < dof + 5 * math.sqrt(2 * dof), chi2  # mean dof, std sqrt(2 dof)
+    inclusion = torch.bincount(x.flatten(), minlength=n).double() / draws
+    torch.testing.assert_close(inclusion, torch.full((n,), k / n, dtype=torch.float64), rtol=0, atol=0.01)
+    with pytest.raises(ValueError, match="cannot draw 7 distinct indices from 6"):
+        sample_without_replacement(6, 1, 7, torch.Generator())
+
+
+def test_official_reuse_repeats_one_evaluation_periods_batches_per_agent(dataset_file):
+    """data.minibatches: official_reuse with a period of 10: batch u is batch u mod 10 of the
+    fresh stream, every agent its own; 30 updates see only the first period's transitions."""
+    n, b, period = 1000, 16, 10
+    fresh = MinibatchStream(_store(n), b, seed=4)
+    reuse = MinibatchStream(_store(n), b, seed=4, reuse_period=period)
+    rows = torch.stack([reuse.batch(u)["rewards"] for u in range(30)], 1).long()  # [A, 30, B]
+    first = torch.stack([fresh.batch(u)["rewards"] for u in range(period)], 1).long()
+    for u in range(30):
+        assert torch.equal(rows[:, u], first[:, u % period])
+    assert not torch.equal(rows[:, 0], rows[:, 1]) and not torch.equal(rows[0, 0], rows[1, 0])
+    for agent in range(3):
+        distinct = rows[agent].unique().numel()
+        assert distinct == first[agent].unique().numel() and distinct <= period * b
+        all_fresh = torch.stack([fresh.batch(u)["rewards"][agent] for u in range(30)]).long().unique().numel()
+        assert all_fresh > distinct  # fresh draws reach further into the data
+    # the data module passes its setting on; resuming at update 23 continues with batch 3
+    dm = OfflineDataModule(path=str(dataset_file), batch_size=8, generate=False, minibatches="official_reuse", reuse_period=period, seed=2)
+    dm.setup("fit")
+    loader = iter(dm.train_dataloader())
+    batches = [next(loader) for _ in range(period + 2)]
+    torch.testing.assert_close(batches[period]["obs"], batches[0]["obs"], rtol=0, atol=0)
+    torch.testing.assert_close(batches[period + 1]["obs"], batches[1]["obs"], rtol=0, atol=0)
+    dm.load_state_dict({"updates": 23})
+    torch.testing.assert_close(next(iter(dm.train_dataloader()))["obs"], batches[3]["obs"], rtol=0, atol=0)
+    dm = OfflineDataModule(path=str(dataset_file), batch_size=8, generate=False, seed=2)
+    dm.setup("fit")
+    loader = iter(dm.train_dataloader())
+    fresh_batches = [next(loader) for _ in range(period + 1)]
+    torch.testing.assert_close(fresh_batches[0]["obs"], batches[0]["obs"], rtol=0, atol=0)
+    assert not torch.equal(fresh_batches[period]["obs"], batches[period]["obs"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"minibatches": "reuse"}, "data.minibatches must be one of ['fresh', 'official_reuse'], got 'reuse'"),
+     ({"reuse_period": 0}, "data.reuse_period must be >= 1, got 0")],
+)
+def test_minibatch_settings_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        OfflineDataModule(**kwargs)
+
+
+def test_batch_larger_than_the_dataset_is_refused(dataset_file):
+    dm = OfflineDataModule(path=str(dataset_file), batch_size=257, generate=False)
+    with pytest.raises(ValueError, match=r"data.batch_size \(257\) exceeds the 256 transitions of .*coop.npz: each agent's minibatch is drawn without replacement"):
+        dm.setup("fit")

@@ -148,3 +148,30 @@ def test_console_script_dispatches_evaluate(tmp_path):
     proc = subprocess.run([omar, "evaluate", "--ckpt_path", "absent.ckpt"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr == "omar: error: checkpoint not found: absent.ckpt (--ckpt_path)\n"
+
+
+def test_a_checkpoint_of_update_version_1_evaluates_as_before_and_is_not_resumed(run, tmp_path, capsys):
+    """Version-1 checkpoints hold one input norm per twin critic ([2 * A * features]): their
+    policies evaluate exactly as before (the critics keep Q1's norms), resuming them is refused."""
+    from omar_lightning.evaluate_cli import load_checkpoint
+
+    ckpt = torch.load(run["ckpt"], map_location="cpu", weights_only=True)
+    old = {**ckpt, "state_dict": dict(ckpt["state_dict"]), "omar": {k: v for k, v in ckpt["omar"].items() if k != "update_version"}}
+    for prefix in ("critic", "critic_target"):
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            key = f"{prefix}.net.norm.{name}"
+            old["state_dict"][key] = torch.cat([ckpt["state_dict"][key], ckpt["state_dict"][key] * 1.5 + 0.1])  # twin 2's own norm
+    path = tmp_path / "version1.ckpt"
+    torch.save(old, path)
+    model, _ = load_checkpoint(path)
+    for k, v in ckpt["state_dict"].items():
+        assert torch.equal(model.state_dict()[k], v), k
+    new_summary, _ = evaluate(capsys, "--ckpt_path", str(run["ckpt"]), "--episodes", "3", "--out", str(tmp_path / "a.json"))
+    old_summary, _ = evaluate(capsys, "--ckpt_path", str(path), "--episodes", "3", "--out", str(tmp_path / "b.json"))
+    assert old_summary["returns"] == new_summary["returns"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(TINY), "--data.path", str(run["data"]), "--data.generate", "false", "--ckpt_path", str(path),
+              "--trainer.enable_model_summary", "false", "--trainer.logger.init_args.save_dir", str(tmp_path / "resume")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("omar: error: ") and "was written by update version 1 (one input BatchNorm per twin critic)" in err and "start the run afresh" in err

@@ -1,6 +1,7 @@
 """The LightningModule's updates: which parameters move, agent isolation, targets, settings."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -84,7 +85,9 @@ def test_agents_are_isolated_changing_one_agents_data_leaves_the_others_update_a
     m2 = _one_update(copy.deepcopy(base), b2, seed=5)
     differs = False
     for (name, p1), p2 in zip(m1.named_parameters(), m2.parameters()):
-        twins = 2 if name.startswith("critic") else 1  # every parameter is member-major: [twin, agent, ...]
+        # every parameter is member-major: [twin, agent, ...] for the critics' layers ([2 * A, in, out]),
+        # [agent, ...] for the actors' and for the input norms ([A * features], shared by the twins)
+        twins = p1.shape[0] // 3 if p1.dim() == 3 else 1
         v1, v2 = p1.detach().reshape(twins, 3, -1), p2.detach().reshape(twins, 3, -1)
         torch.testing.assert_close(v1[:, 0], v2[:, 0], msg=name)
         torch.testing.assert_close(v1[:, 2], v2[:, 2], msg=name)
@@ -183,3 +186,84 @@ def test_fit_with_evaluation_logs_return_and_normalized_score(dataset_file):
     assert {"eval/return", "eval/normalized_score", "critic/cql_penalty", "actor/q_pi"} <= set(m)
     expected = 100 * (m["eval/return"] - (-10.0)) / (30.0 - (-10.0))
     torch.testing.assert_close(m["eval/normalized_score"], expected)
+
+
+def test_cql_mixture_scores_each_kind_in_its_own_critic_call_with_clamped_policy_samples():
+    """HalfCheetah's CQL(H) mixture as the official code: uniform, pi(o) + noise and pi(o') + noise,
+    the policy samples clamped to [-1, 1] (their correction from the unclamped noise), each kind
+    scored by its own critic call on the repeated observations (BatchNorm statistics per kind)."""
+    torch.manual_seed(0)
+    A, K, B, D, sigma = 2, 3, 16, 3, 0.5
+    model = OMAR([6] * A, [D] * A, hidden_dim=16, cql_samples=K, cql_policy_samples=True, cql_policy_noise=sigma,
+                 cql_policy_correction="density").double()
+    with torch.no_grad():
+        model.actor.net.fc3.weight.mul_(300.0)  # saturated policies: pi + noise leaves the box often
+    batch = {k: v.double() for k, v in batch_for(5, A=A, B=B, obs_dim=6, act_dim=D).items()}
+    obs, next_obs = batch["obs"], batch["next_obs"]
+
+    torch.manual_seed(1)
+    kinds = model.cql_actions(obs, next_obs)
+    torch.manual_seed(1)
+    uniform = torch.rand(A, K, B, D, dtype=torch.float64) * 2 - 1
+    expected = [uniform]
+    densities = [torch.full((A, K, B), D * math.log(0.5), dtype=torch.float64)]
+    for o in (obs, next_obs):
+        noise = torch.randn(A, K, B, D, dtype=torch.float64) * sigma
+        with torch.no_grad():
+            expected.append((model.actor(o).unsqueeze(1) + noise).clamp(-1, 1))
+        densities.append((torch.exp(-noise.pow(2) / (2 * sigma**2)) / (sigma * math.sqrt(2 * math.pi))).prod(-1))
+    assert len(kinds) == 3
+    for (samples, correction), want, density in zip(kinds, expected, densities):
+        torch.testing.assert_close(samples, want)
+        torch.testing.assert_close(correction, density)
+    assert all(s.abs().max() <= 1 for s, _ in kinds) and (kinds[1][0].abs() == 1).float().mean() > 0.1
+
+    # the critic loss: Q of every kind from its own forward call on the observations repeated K times
+    params = list(model.critic.parameters())
+    ref_model = copy.deepcopy(model)
+    torch.manual_seed(2)
+    loss, _ = model.critic_objective(batch)
+    grads = torch.autograd.grad(loss, params)
+    torch.manual_seed(2)
+    m = ref_model
+    with torch.no_grad():
+        target = batch["rewards"] + 0.95 * (1 - batch["dones"]) * m.critic_target(next_obs, m.actor_target(next_obs)).min(0).values
+        ref_kinds = m.cql_actions(obs, next_obs)
+    q_data = m.critic(obs, batch["actions"])
+    repeated = obs.unsqueeze(1).expand(A, K, B, 6).reshape(A, K * B, 6)
+    q_samples = torch.cat([m.critic(repeated, s.reshape(A, K * B, D)).view(2, A, K, B) for s, _ in ref_kinds], 2)
+    correction = torch.cat([c for _, c in ref_kinds], 1)
+    lse = torch.logsumexp(q_samples - correction, 2)
+    ref = ((q_data - target).pow(2).mean(-1) + (lse - q_data).mean(-1)).sum()
+    torch.testing.assert_close(loss, ref)
+    for g, r in zip(grads, torch.autograd.grad(ref, list(m.critic.parameters()))):
+        torch.testing.assert_close(g, r)
+    # pooling the three kinds in one call (one set of BatchNorm statistics) gives another gradient
+    pooled = m.critic(repeated.repeat(1, 3, 1), torch.cat([s for s, _ in ref_kinds], 1).reshape(A, 3 * K * B, D)).view(2, A, 3 * K, B)
+    q_again = m.critic(obs, batch["actions"])
+    pooled_ref = ((q_again - target).pow(2).mean(-1) + (torch.logsumexp(pooled - correction, 2) - q_again).mean(-1)).sum()
+    g_pooled = torch.autograd.grad(pooled_ref, list(m.critic.parameters()))
+    assert not torch.allclose(g_pooled[2], grads[2], rtol=1e-3)
+
+
+def test_the_policies_are_evaluated_before_the_first_update_without_changing_training(dataset_file, tmp_path):
+    """As the official loop: an evaluation at update 0, the first point of the learning curve. It
+    draws nothing from the training's random streams: the run's weights are those of a run without it."""
+    from pytorch_lightning.loggers import CSVLogger
+
+    from omar_lightning.reproduce.summary import read_curve
+
+    states = {}
+    for at_start in (True, False):
+        torch.manual_seed(0)
+        dm = OfflineDataModule(path=str(dataset_file), batch_size=32, generate=False, eval_episodes=2)
+        model = OMAR(dm.obs_dims, dm.act_dims, hidden_dim=16, max_updates=4)
+        trainer = Trainer(max_epochs=-1, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                          num_sanity_val_steps=0, log_every_n_steps=1, logger=CSVLogger(tmp_path / str(at_start), name="logs"),
+                          callbacks=[SoftTargetUpdate(0.01), EnvEvaluation(every_n_updates=2, verbose=False, at_start=at_start)])
+        trainer.fit(model, datamodule=dm)
+        states[at_start] = model.state_dict()
+        curve = read_curve(tmp_path / str(at_start) / "logs")
+        assert curve["updates"] == ([0, 2, 4] if at_start else [2, 4])
+    for k, v in states[True].items():
+        assert torch.equal(v, states[False][k]), k

@@ -6,7 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from omar_lightning.nets import Actor, EnsembleMLP, TwinCritic, clip_grad_norm_per_member_
+from omar_lightning.nets import Actor, EnsembleMLP, TwinCritic, clip_grad_norm_per_member_, parameter_members
+
+from reference_nets import DoubleMLP
 
 
 def member_net(ens: EnsembleMLP, m: int) -> nn.Sequential:
@@ -55,16 +57,100 @@ def test_member_slice_evaluates_a_subset():
 def test_twin_critic_layout_and_q1():
     torch.manual_seed(2)
     critic = TwinCritic(6, 2, 16, num_agents=3).eval()
+    with torch.no_grad():  # non-trivial affine and running statistics
+        critic.net.norm.weight.uniform_(0.5, 2.0)
+        critic.net.norm.bias.uniform_(-1, 1)
+        critic.net.norm.running_mean.uniform_(-1, 1)
+        critic.net.norm.running_var.uniform_(0.5, 2)
     obs, act = torch.randn(3, 8, 6), torch.randn(3, 8, 2)
     q = critic(obs, act)
     assert q.shape == (2, 3, 8)
     torch.testing.assert_close(critic.q1(obs, act), q[0])
-    # member t * A + i is twin t of agent i, fed with agent i's own input
+    # twin t of agent i is tower t of the official DoubleMLPNetwork of agent i, fed with agent i's own input
+    x = torch.cat([obs, act], -1)
+    for i in range(3):
+        ref = DoubleMLP(critic.net, i, 3).eval()
+        for t, q_ref in enumerate(ref(x[i])):
+            torch.testing.assert_close(q[t, i], q_ref.squeeze(-1), rtol=1e-5, atol=1e-5)
+
+
+def test_per_twin_norms_keep_one_norm_per_member():
+    """shared_norm=False (the MATD3 behaviour trainer): member t * A + i is a plain network of its own."""
+    torch.manual_seed(2)
+    critic = TwinCritic(6, 2, 16, num_agents=3, shared_norm=False).eval()
+    assert critic.net.norm.weight.shape == (6 * 8,)
+    obs, act = torch.randn(3, 8, 6), torch.randn(3, 8, 2)
+    q = critic(obs, act)
+    torch.testing.assert_close(critic.q1(obs, act), q[0])
     x = torch.cat([obs, act], -1)
     for t in range(2):
         for i in range(3):
             ref = member_net(critic.net, t * 3 + i).eval()
             torch.testing.assert_close(q[t, i], ref(x[i]).squeeze(-1), rtol=1e-5, atol=1e-5)
+
+
+def test_padded_input_features_get_no_gradient_and_leave_the_forward_pass_alone():
+    """Agent 1 observes 4 of 6 features: the norm's affine terms of its padded features get
+    exactly zero gradient (and, their bias staying 0, the first layer's padded rows too), while
+    every output equals that of the same network without the padding mask (a padded bias left
+    non-zero by an older version evaluates as before)."""
+    torch.manual_seed(7)
+    actor = Actor([6, 4], [2, 2], hidden_dim=8)
+    plain = copy.deepcopy(actor)
+    plain.net.norm.feature_mask = None
+    with torch.no_grad():
+        for net in (actor, plain):  # a padded bias left non-zero by an older version
+            net.net.norm.bias[6 + 4:] = 0.3
+    obs = torch.randn(2, 32, 6)
+    obs[1, :, 4:] = 0.0
+    for train in (True, False):
+        actor.train(train), plain.train(train)
+        assert torch.equal(actor(obs), plain(obs))
+    fresh = Actor([6, 4], [2, 2], hidden_dim=8)  # padded bias at its initial 0
+    fresh(obs).pow(2).sum().backward()
+    padded = fresh.net.norm.feature_mask.logical_not()
+    assert padded.nonzero().flatten().tolist() == [10, 11]
+    assert (fresh.net.norm.bias.grad[padded] == 0).all() and (fresh.net.norm.weight.grad[padded] == 0).all()
+    assert (fresh.net.norm.bias.grad[~padded] != 0).all()
+    assert (fresh.net.fc1.weight.grad[1, 4:] == 0).all() and (fresh.net.fc1.weight.grad[1, :4] != 0).any()
+    plain.train()
+    plain(obs).pow(2).sum().backward()
+    assert (plain.net.norm.bias.grad[padded] != 0).all()  # without the mask the padded bias trains
+
+
+def grads_as_ensemble(ens: EnsembleMLP) -> EnsembleMLP:
+    """A copy of ``ens`` whose parameters hold ``ens``'s gradients (to read them through the reference layout)."""
+    out = copy.deepcopy(ens)
+    with torch.no_grad():
+        for p, q in zip(out.parameters(), ens.parameters()):
+            p.copy_(q.grad)
+    return out
+
+
+def test_twins_share_one_input_norm_as_the_official_double_network():
+    """One BatchNorm per agent over its input, shared by Q1 and Q2 (official DoubleMLPNetwork):
+    the same values, running statistics updated once per call (Q1-only calls too) and gradients
+    of the norm's affine parameters summed over both twins, in training mode."""
+    torch.manual_seed(6)
+    A, B = 3, 32
+    critic = TwinCritic(5, 2, 16, num_agents=A)
+    assert critic.net.norm.weight.shape == (A * 7,)
+    refs = [DoubleMLP(critic.net, i, A) for i in range(A)]
+    obs, act = torch.randn(A, B, 5) * 2 + 1, torch.rand(A, B, 2) * 2 - 1
+    x = torch.cat([obs, act], -1)
+    w = torch.randn(2, A, B)
+    (critic(obs, act) * w).sum().backward()
+    q1 = critic.q1(obs * 0.5, act)  # a second call, Q1 only
+    for i, ref in enumerate(refs):
+        q_ref = ref(x[i])
+        (sum((q.squeeze(-1) * w[t, i]).sum() for t, q in enumerate(q_ref))).backward()
+        torch.testing.assert_close(q1[i], ref.Q1(x[i] * torch.tensor([0.5] * 5 + [1.0] * 2)).squeeze(-1), rtol=1e-5, atol=1e-5)
+        for name in ("running_mean", "running_var"):
+            torch.testing.assert_close(getattr(critic.net.norm, name)[i * 7:(i + 1) * 7], getattr(ref.in_fn, name), msg=name)
+        got = DoubleMLP(grads_as_ensemble(critic.net), i, A)
+        for (name, g), p in zip(got.named_parameters(), ref.parameters()):
+            torch.testing.assert_close(g, p.grad, rtol=1e-5, atol=1e-6, msg=name)
+    assert int(critic.net.norm.num_batches_tracked) == 2
 
 
 def test_actor_is_tanh_bounded_and_masks_padded_actions():
@@ -85,36 +171,42 @@ def test_last_actor_layer_initialised_small():
 
 
 def test_per_agent_gradient_clipping_equals_clip_grad_norm_per_agent():
+    """Against one official DoubleMLPNetwork per agent (shared norm and both towers) and torch's
+    clip_grad_norm_ over its parameters."""
     torch.manual_seed(4)
     critic = TwinCritic(5, 2, 8, num_agents=3)
+    refs = [DoubleMLP(critic.net, i, 3) for i in range(3)]
     obs, act = torch.randn(3, 16, 5), torch.randn(3, 16, 2)
-    scale = torch.tensor([100.0, 0.001, 10.0]).view(1, 3, 1)  # agent 1 stays under the limit
-    (critic(obs, act) * scale).sum().backward()
+    scale = torch.tensor([100.0, 0.001, 10.0])  # agent 1 stays under the limit
+    (critic(obs, act) * scale.view(1, 3, 1)).sum().backward()
     params = list(critic.parameters())
-    grads = [p.grad.clone() for p in params]
-    norms = clip_grad_norm_per_member_(params, 6, 3, max_norm=0.5)
-    for i in range(3):
-        # the group of agent i: members i and 3 + i of every parameter
-        own = [g.view(2, 3, -1)[:, i] for g in grads]
-        norm = torch.sqrt(sum(o.pow(2).sum() for o in own))
+    norms = clip_grad_norm_per_member_(params, parameter_members(critic), 3, max_norm=0.5)
+    x = torch.cat([obs, act], -1)
+    for i, ref in enumerate(refs):
+        (sum(q.sum() for q in ref(x[i])) * scale[i]).backward()
+        norm = torch.nn.utils.clip_grad_norm_(ref.parameters(), 0.5)
         torch.testing.assert_close(norms[i], norm)
-        coef = min(1.0, 0.5 / (norm.item() + 1e-6))
-        for g, p in zip(grads, params):
-            torch.testing.assert_close(p.grad.view(2, 3, -1)[:, i], g.view(2, 3, -1)[:, i] * coef)
-    clipped = [torch.sqrt(sum(p.grad.view(2, 3, -1)[:, i].pow(2).sum() for p in params)) for i in range(3)]
+        got = DoubleMLP(grads_as_ensemble(critic.net), i, 3)
+        for (name, g), p in zip(got.named_parameters(), ref.parameters()):
+            torch.testing.assert_close(g, p.grad, rtol=1e-5, atol=1e-7, msg=name)
+    clipped = [torch.sqrt(sum(g.pow(2).sum() for g in DoubleMLP(grads_as_ensemble(critic.net), i, 3).parameters())) for i in range(3)]
     assert clipped[0] <= 0.5 + 1e-4 and clipped[2] <= 0.5 + 1e-4
     torch.testing.assert_close(clipped[1], norms[1])
+    assert parameter_members(critic) == [3, 3] + [6] * 6  # the shared norm has A members, the layers 2 * A
+    with pytest.raises(ValueError, match="members: 2 counts for 8 parameters"):
+        clip_grad_norm_per_member_(params, [6, 6], 3, 0.5)
 
 
+@pytest.mark.parametrize("shared_norm", [True, False])
 @pytest.mark.parametrize("per_sample", [True, False])
-def test_sample_q_equals_the_critic_on_repeated_observations(per_sample):
+def test_sample_q_equals_the_critic_on_repeated_observations(per_sample, shared_norm):
     """The shared-observation path, one sample at a time or all at once: values, twin selection,
     BatchNorm running statistics and the gradients of every parameter."""
     torch.manual_seed(5)
     A, K, B = 3, 4, 16
     obs, act = torch.randn(A, B, 6) * 2 + 1, torch.rand(A, K, B, 2) * 2 - 1
     for train in (True, False):
-        fast = TwinCritic(6, 2, 16, num_agents=A).train(train)
+        fast = TwinCritic(6, 2, 16, num_agents=A, shared_norm=shared_norm).train(train)
         with torch.no_grad():  # non-trivial affine and running statistics
             fast.net.norm.weight.uniform_(0.5, 2.0)
             fast.net.norm.bias.uniform_(-1, 1)

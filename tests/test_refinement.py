@@ -81,10 +81,39 @@ def test_samples_stay_in_the_action_box_and_padded_dims_stay_zero():
         assert (allx[1, :, 1] == 0).all()
 
 
+def test_cem_refits_sigma_with_the_elites_unbiased_std():
+    """CEM's second population is drawn from N(mean, std) of the first population's elites, std
+    with Bessel's correction (torch.std, as the official code), recomputed here with numpy."""
+    import numpy as np
+
+    torch.manual_seed(4)
+    seen = []
+
+    def score(actions):
+        seen.append(actions.clone())
+        return -(actions - 0.3).pow(2).sum(-1)
+
+    cfg = Refinement(sampler="cem", iterations=2, samples=8, elites=3, sigma0=0.3)
+    pi = torch.zeros(A, B, D)
+    torch.manual_seed(5)
+    cfg(score, pi, score(pi), MASK)
+    first, second = seen[1], seen[2]  # seen[0] is the score of pi
+    q = score(first).numpy()
+    top = np.argsort(-q, axis=1, kind="stable")[:, :3]  # [A, 3, B]
+    elites = np.take_along_axis(first.numpy(), top[..., None], axis=1)
+    mu, sigma = elites.mean(1, keepdims=True), elites.std(1, ddof=1, keepdims=True)
+    torch.manual_seed(5)
+    torch.randn(A, 8, B, D)  # the first population's draw
+    eps = torch.randn(A, 8, B, D).numpy()
+    np.testing.assert_allclose(second.numpy(), np.clip(mu + sigma * eps, -1, 1), rtol=1e-5, atol=1e-6)
+    biased = np.clip(mu + elites.std(1, ddof=0, keepdims=True) * eps, -1, 1)
+    assert np.abs(second.numpy() - biased).max() > 1e-2
+
+
 @pytest.mark.parametrize(
     "kwargs, name",
     [({"sigma0": 0.0}, "sigma0"), ({"sigma0": -1.0}, "sigma0"), ({"iterations": 0}, "iterations"), ({"samples": 0}, "samples"),
-     ({"sampler": "adam"}, "sampler"), ({"sampler": "cem", "elites": 11}, "elites")],
+     ({"sampler": "adam"}, "sampler"), ({"sampler": "cem", "elites": 11}, "elites"), ({"sampler": "cem", "elites": 1}, "elites")],
 )
 def test_bad_settings_are_named(kwargs, name):
     with pytest.raises(ValueError, match=f"refinement.{name}"):

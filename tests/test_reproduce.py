@@ -14,7 +14,8 @@ import yaml
 
 from omar_lightning.data import save_dataset
 from omar_lightning.reproduce.studies import STUDIES, Cell, study
-from omar_lightning.reproduce.summary import aggregate, read_curve, run_score
+from omar_lightning.reproduce.summary import aggregate, curve_score, read_curve, run_score
+from omar_lightning.update_version import UPDATE_VERSION
 from conftest import TINY, synthetic_dataset
 
 
@@ -25,6 +26,13 @@ def test_run_score_is_the_mean_of_the_last_ten_evaluations():
     assert run_score(curve, last=1) == 20.0
     with pytest.raises(ValueError, match="no evaluations"):
         run_score([])
+
+
+def test_curve_score_leaves_out_the_evaluation_before_the_first_update():
+    curve = {"updates": [0] + [10 * k for k in range(1, 13)], "normalized_score": [-50.0] + [float(k) for k in range(1, 13)]}
+    assert curve_score(curve) == pytest.approx(np.mean(range(3, 13)))  # evaluations 3..12, never update 0
+    short = {"updates": [0, 10, 20], "normalized_score": [-50.0, 4.0, 6.0], "return": [0.0, 1.0, 3.0]}
+    assert curve_score(short) == 5.0 and curve_score(short, "return") == 2.0
 
 
 def test_aggregate_over_seeds_is_mean_and_population_std():
@@ -103,8 +111,11 @@ def test_two_cell_study_runs_skips_finished_and_reruns_unfinished_and_stale(tmp_
     assert "0 already finished, 2 ran, 0 failed" in out.stdout
     paths = {a: tmp_path / "results" / a / "cooperative_navigation" / "medium" / "default" / "seed_0.json" for a in ("omar", "macql")}
     summary = json.loads(paths["omar"].read_text())
-    assert summary["curve"]["updates"] == [2, 4] and summary["max_updates"] == 4
-    assert summary["score"]["normalized_score"] == pytest.approx(np.mean(summary["curve"]["normalized_score"]))
+    # the evaluation before the first update is the curve's first point, not part of the score
+    assert summary["curve"]["updates"] == [0, 2, 4] and summary["max_updates"] == 4
+    assert summary["score"]["normalized_score"] == pytest.approx(np.mean(summary["curve"]["normalized_score"][1:]))
+    assert summary["score"]["return"] == pytest.approx(np.mean(summary["curve"]["return"][1:]))
+    assert summary["update_version"] == UPDATE_VERSION
     assert summary["dataset"]["checksum"] == json.loads(paths["macql"].read_text())["dataset"]["checksum"]
     assert summary["config"] == "configs/omar/cooperative_navigation/medium.yaml" and summary["cell"]["seed"] == 0
     assert summary["versions"]["torch"] == torch.__version__.split("+")[0] or summary["versions"]["torch"] == torch.__version__
@@ -233,3 +244,50 @@ def test_a_cell_held_by_a_live_process_is_not_run_twice_and_a_dead_holders_lock_
     with pytest.raises(CellBusy, match="another-host"):
         with cell_lock(run_dir):
             pass
+
+
+def test_summaries_of_an_older_update_are_stale_and_rerun_from_scratch(tmp_path):
+    """A summary without update_version (made before version 2) or of another version is stale:
+    --list says so, the cell runs again, and its old checkpoints (a run directory without
+    update_version.txt) are moved aside instead of resumed."""
+    _tree(tmp_path)
+    select = ["table3", "--tasks", "cooperative_navigation", "--tiers", "medium", "--algorithms", "omar", "--seeds", "0"]
+    assert _reproduce(tmp_path, *select).returncode == 0
+    path = tmp_path / "results" / "omar" / "cooperative_navigation" / "medium" / "default" / "seed_0.json"
+    run_dir = tmp_path / "runs" / "reproduce" / "omar" / "cooperative_navigation" / "medium" / "default" / "seed_0"
+    assert (run_dir / "update_version.txt").read_text() == str(UPDATE_VERSION)
+    assert "finished" in _reproduce(tmp_path, *select, "--list").stdout
+    summary = json.loads(path.read_text())
+    for old in ({k: v for k, v in summary.items() if k != "update_version"}, {**summary, "update_version": UPDATE_VERSION - 1}):
+        path.write_text(json.dumps(old))
+        listing = _reproduce(tmp_path, *select, "--list").stdout
+        assert listing.split()[1] == "stale", listing
+    (run_dir / "update_version.txt").unlink()  # as a run directory made by version 1
+    out = _reproduce(tmp_path, *select)
+    assert out.returncode == 0 and "0 already finished, 1 ran" in out.stdout, out.stdout
+    assert f"the training update (version 1, now {UPDATE_VERSION}) changed since" in out.stdout and "(resuming)" not in out.stdout
+    assert json.loads(path.read_text())["update_version"] == UPDATE_VERSION
+    assert "finished" in _reproduce(tmp_path, *select, "--list").stdout
+
+
+def test_official_reuse_study_lists_fresh_and_reused_cells(tmp_path):
+    from omar_lightning.reproduce.runner import cell_config
+
+    cells = study("official-reuse").cells()
+    assert len(cells) == 4 * 2 * 2 * 5 and {c.seed for c in cells} == set(range(5))
+    assert {c.task for c in cells} == {"cooperative_navigation"} and {c.algorithm for c in cells} == {"omar", "macql"}
+    fresh = [c for c in cells if not c.variant]
+    reuse = [c for c in cells if c.variant]
+    assert {c.key for c in fresh} <= {c.key for c in study("table3").cells()}  # the fresh cells are Table 3's
+    assert {c.variant_name for c in reuse} == {"minibatches=official_reuse"} and len(reuse) == len(fresh)
+    root = Path(__file__).resolve().parents[1]
+    config = cell_config(reuse[0], root, tmp_path / "run")
+    assert config["data"]["minibatches"] == "official_reuse" and config["data"].get("reuse_period", 10) == 10
+    callbacks = {cb["class_path"].rsplit(".", 1)[-1]: cb.get("init_args", {}) for cb in config["trainer"]["callbacks"]}
+    assert callbacks["EnvEvaluation"]["every_n_updates"] == 10  # the period of the official reuse: its evaluation period
+    _tree(tmp_path)
+    listing = _reproduce(tmp_path, "official-reuse", "--seeds", "0", "--tiers", "medium", "--list")
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    assert len(lines) == 4 and sum("minibatches=official_reuse" in line for line in lines) == 2
+    assert all(line.split()[1] == "pending" for line in lines)

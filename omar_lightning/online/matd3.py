@@ -172,9 +172,11 @@ class MATD3Trainer:
         self.actor = Actor(self.obs_dims, self.act_dims, cfg.hidden_dim, input_norm=cfg.input_norm)
         self.joint = JointContext(self.obs_dims, self.act_dims) if cfg.centralized else None
         ctx = self.joint.dim if self.joint is not None else do
-        self.critic = TwinCritic(ctx, da, cfg.hidden_dim, A, input_norm=cfg.input_norm)
+        # One input norm per twin, as the shipped snapshots were trained (see TwinCritic).
+        critic = dict(input_norm=cfg.input_norm, shared_norm=False, obs_dims=self.joint.dims if self.joint is not None else self.obs_dims, act_dims=self.act_dims)
+        self.critic = TwinCritic(ctx, da, cfg.hidden_dim, A, **critic)
         self.actor_target = Actor(self.obs_dims, self.act_dims, cfg.hidden_dim, input_norm=cfg.input_norm)
-        self.critic_target = TwinCritic(ctx, da, cfg.hidden_dim, A, input_norm=cfg.input_norm)
+        self.critic_target = TwinCritic(ctx, da, cfg.hidden_dim, A, **critic)
         self.actor_target.load_state_dict(self.actor.state_dict())
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)

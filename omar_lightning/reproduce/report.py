@@ -3,6 +3,12 @@
 Deterministic: the same summaries give the same page (cells, seeds and rows in a fixed order,
 numbers rounded, no dates). A hand-written ``notes.md`` in the results directory, where our
 results depart from the paper and why, is included verbatim.
+
+Versions of the training update (``omar_lightning/update_version.py``) are never mixed: a cell
+(all seeds of one config and overrides) shows only the seeds of the newest version among its
+summaries, the older ones are left out and counted at the top of the page, and every number
+made by an older version than the current one is marked ``†`` (``omar reproduce`` reruns
+those cells).
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ import numpy as np
 
 from omar_lightning.reproduce import paper
 from omar_lightning.reproduce.studies import ACTOR_LRS, ACTOR_UPDATES, AGENT_COUNTS, MPE_TASKS, STUDIES, TAUS, TIERS, spread, variant_name
-from omar_lightning.reproduce.summary import LAST_EVALUATIONS, aggregate, load_summaries
+from omar_lightning.reproduce.summary import LAST_EVALUATIONS, aggregate, load_summaries, update_version
+from omar_lightning.update_version import UPDATE_VERSION
 
 NAMES = {"maicq": "MA-ICQ", "matd3bc": "MA-TD3+BC", "macql": "MA-CQL", "omar": "OMAR", "bc": "BC"}
 TASK_NAMES = {"cooperative_navigation": "Cooperative navigation", "predator_prey": "Predator-prey", "world": "World", "halfcheetah_2x3": "HalfCheetah 2x3"}
 TIER_NAMES = {"random": "Random", "medium_replay": "Medium-replay", "medium": "Medium", "expert": "Expert"}
 ALGS = ("maicq", "matd3bc", "macql", "omar")
+OLD = " †"  # marks a number made by an older version of the training update
 
 
 def _group(summary: dict[str, Any]) -> str:
@@ -33,20 +41,46 @@ def group_key(algorithm: str, task: str, tier: str, variant: str = "default", ce
 
 
 class Results:
-    """Summaries grouped by cell (all seeds of one config and overrides)."""
+    """Summaries grouped by cell (all seeds of one config and overrides), each cell holding only
+    the seeds of the newest update version among its summaries."""
 
     def __init__(self, summaries: list[dict[str, Any]]) -> None:
-        self.groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for s in summaries:
-            self.groups[_group(s)].append(s)
-        for runs in self.groups.values():
-            runs.sort(key=lambda s: s["cell"]["seed"])
+            grouped[_group(s)].append(s)
+        self.groups: dict[str, list[dict[str, Any]]] = {}
+        self.left_out: list[dict[str, Any]] = []  # seeds of an older version than their cell's newest
+        self.versions: dict[int, int] = defaultdict(int)  # summaries shown, by update version
+        for key, runs in grouped.items():
+            newest = max(update_version(s) for s in runs)
+            self.groups[key] = sorted((s for s in runs if update_version(s) == newest), key=lambda s: s["cell"]["seed"])
+            self.left_out += [s for s in runs if update_version(s) != newest]
+            self.versions[newest] += len(self.groups[key])
 
     def runs(self, key: str) -> list[dict[str, Any]]:
         return self.groups.get(key, [])
 
+    def stale(self, key: str) -> bool:
+        """Whether the cell's runs were made by an older version of the training update."""
+        runs = self.runs(key)
+        return bool(runs) and update_version(runs[0]) != UPDATE_VERSION
+
     def score(self, key: str, field: str = "normalized_score") -> dict[str, float]:
-        return aggregate(s["score"][field] for s in self.runs(key))
+        return {**aggregate(s["score"][field] for s in self.runs(key)), "stale": self.stale(key)}
+
+    def version_note(self) -> list[str]:
+        """The page's lines on update versions (none when every summary is current)."""
+        old = sum(n for v, n in self.versions.items() if v != UPDATE_VERSION)
+        if not old and not self.left_out:
+            return []
+        shown = ", ".join(f"{n} of version {v}" for v, n in sorted(self.versions.items()))
+        lines = [f"- **Update versions.** The training update is at version {UPDATE_VERSION} (`omar_lightning/update_version.py`, "
+                 f"which lists what each version changed); the runs shown here are {shown}. Numbers made by an older version are "
+                 "marked †: `omar reproduce` reruns those cells. Runs of different versions are never averaged: a cell shows "
+                 "only the seeds of its newest version."]
+        if self.left_out:
+            lines[-1] += f" Left out for that reason: {len(self.left_out)} older run(s) of cells that have newer ones."
+        return lines
 
 
 def fmt(agg: dict[str, float] | tuple[float, float] | None, digits: int = 1) -> str:
@@ -56,7 +90,7 @@ def fmt(agg: dict[str, float] | tuple[float, float] | None, digits: int = 1) -> 
         return f"{agg[0]:.{digits}f} ± {agg[1]:.{digits}f}"
     if agg["n"] == 0:
         return "not run"
-    return f"{agg['mean']:.{digits}f} ± {agg['std']:.{digits}f} ({agg['n']})"
+    return f"{agg['mean']:.{digits}f} ± {agg['std']:.{digits}f} ({agg['n']})" + (OLD if agg.get("stale") else "")
 
 
 def _pyplot():
@@ -111,7 +145,8 @@ def _curves_figure(results: Results, path: Path, panels: list[tuple[str, str]], 
                     continue
                 common = sorted(set.intersection(*(set(s["curve"]["updates"]) for s in runs)))
                 ys = np.array([[dict(zip(s["curve"]["updates"], s["curve"]["normalized_score"]))[u] for u in common] for s in runs])
-                ax.plot(common, ys.mean(0), label=f"{label} ({len(runs)})", linewidth=1.0, color=f"C{i}")  # one colour per method in every panel
+                old = OLD if results.stale(template.format(task=task, tier=tier)) else ""
+                ax.plot(common, ys.mean(0), label=f"{label} ({len(runs)}){old}", linewidth=1.0, color=f"C{i}")  # one colour per method in every panel
                 ax.fill_between(common, ys.min(0), ys.max(0), alpha=0.2, color=f"C{i}")
             ax.set_title(f"{TASK_NAMES.get(task, task)}, {TIER_NAMES[tier]}", fontsize=9)
             ax.set_xlabel("updates", fontsize=8)
@@ -163,7 +198,7 @@ def _agents_rows(results: Results) -> list[dict[str, Any]]:
         runs = results.runs(group_key("macql", task, "medium_replay")) or results.runs(group_key("omar", task, "medium_replay"))
         behaviour = runs[0]["dataset"]["behaviour_return"] if runs else None
         pct = lambda a, b: None if a["n"] == 0 or b is None or b == 0 else 100.0 * (a["mean"] - b) / abs(b)  # noqa: E731
-        row = {"n": n, "macql": cql, "omar": omar, "behaviour": behaviour,
+        row = {"n": n, "macql": cql, "omar": omar, "behaviour": behaviour, "stale": cql["stale"] or omar["stale"],
                "macql_vs_behaviour": pct(cql, behaviour), "omar_vs_macql": None if cql["n"] == 0 else pct(omar, cql["mean"])}
         # Spread over seeds, to first order: the behaviour return is one number (the dataset's
         # mean); OMAR over MA-CQL carries both methods' relative spreads.
@@ -202,7 +237,8 @@ def _tau_table(results: Results) -> dict[str, dict[float, dict[str, float]]]:
             per_task = [results.score(group_key("omar", task, tier, f"tau={tau}")) for task in MPE_TASKS]
             per_task = [a for a in per_task if a["n"]]
             out[tier][tau] = {"mean": float(np.mean([a["mean"] for a in per_task])) if per_task else math.nan,
-                              "std": float(np.mean([a["std"] for a in per_task])) if per_task else math.nan, "n": len(per_task)}
+                              "std": float(np.mean([a["std"] for a in per_task])) if per_task else math.nan, "n": len(per_task),
+                              "stale": any(a["stale"] for a in per_task)}
     return out
 
 
@@ -248,10 +284,10 @@ def _costs(results: Results) -> list[str]:
     for runs in results.groups.values():
         for s in runs:
             c = s["cell"]
-            rows[(c["algorithm"], variant_name(c.get("variant", {}).items()), c["task"], s["max_updates"], s.get("threads", 0))].append(s["wall_seconds"])
-    lines = ["| algorithm | variant | task | updates | threads per run | runs | wall seconds per run (mean) |", "|---|---|---|---|---|---|---|"]
-    for (alg, variant, task, updates, threads), secs in sorted(rows.items()):
-        lines.append(f"| {NAMES.get(alg, alg)} | {variant} | {task} | {updates:,} | {threads or 'all'} | {len(secs)} | {np.mean(secs):.0f} |")
+            rows[(c["algorithm"], variant_name(c.get("variant", {}).items()), c["task"], s["max_updates"], s.get("threads", 0), update_version(s))].append(s["wall_seconds"])
+    lines = ["| algorithm | variant | task | updates | threads per run | update version | runs | wall seconds per run (mean) |", "|---|---|---|---|---|---|---|---|"]
+    for (alg, variant, task, updates, threads, version), secs in sorted(rows.items()):
+        lines.append(f"| {NAMES.get(alg, alg)} | {variant} | {task} | {updates:,} | {threads or 'all'} | {version} | {len(secs)} | {np.mean(secs):.0f} |")
     return lines
 
 
@@ -265,6 +301,42 @@ def _datasets(results: Results) -> list[str]:
         b = d.get("behaviour_return")
         lines.append(f"| `{path}` | {d['num_transitions']:,} | {'–' if b is None else f'{b:.2f}'} | {d['s_random']:.2f} | {d['s_expert']:.2f} | `{d['checksum'][:12]}` |")
     return lines
+
+
+REUSE = "minibatches=official_reuse"
+
+
+def _official_reuse_section(results: Results) -> list[str]:
+    """Fresh minibatches against the official MPE loop's reuse (``data.minibatches: official_reuse``)."""
+    out = ["The official MPE loop rebuilds the evaluation environment at every evaluation (every 10 updates), which "
+           "calls `np.random.seed(seed + 100)`, and its replay buffer draws the minibatches from that global RNG: updates "
+           "0-9, 10-19, 20-29, ... train on the same ten minibatches per agent, about 10,200 distinct transitions of the 1M "
+           "(HalfCheetah was not affected). The paper's MPE numbers were made this way. `data.minibatches: official_reuse` "
+           "reproduces it in our stream (the `data.reuse_period` = 10 minibatches of the first period repeated in every "
+           "period, per agent); the default, `fresh`, draws new minibatches at every update. Normalized scores:", ""]
+    task = "cooperative_navigation"
+    if not any(results.runs(group_key(a, task, t, REUSE)) for a in ("omar", "macql") for t in TIERS):
+        return out + ["not run", ""]
+    out += ["| tier | OMAR fresh | OMAR official reuse | MA-CQL fresh | MA-CQL official reuse | OMAR − MA-CQL, fresh | OMAR − MA-CQL, official reuse | paper: OMAR | paper: MA-CQL |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for tier in TIERS:
+        scores = {(a, v): results.score(group_key(a, task, tier, v)) for a in ("omar", "macql") for v in ("default", REUSE)}
+        margins = []
+        for v in ("default", REUSE):
+            o, c = scores[("omar", v)], scores[("macql", v)]
+            margins.append("–" if not (o["n"] and c["n"]) else f"{o['mean'] - c['mean']:+.1f}" + (OLD if o["stale"] or c["stale"] else ""))
+        ref = paper.TABLE3[(task, tier)]
+        row = [TIER_NAMES[tier]] + [fmt(scores[k]) for k in (("omar", "default"), ("omar", REUSE), ("macql", "default"), ("macql", REUSE))]
+        out.append("| " + " | ".join(row + margins + [fmt(ref["omar"]), fmt(ref["macql"])]) + " |")
+    out.append("")
+    return out
+
+
+def _official_reuse_figure(results: Results, path: Path) -> bool:
+    lines = [(f"{NAMES[a]} ({label})", group_key(a, "{task}", "{tier}", v)) for a in ("omar", "macql") for v, label in (("default", "fresh"), (REUSE, "official reuse"))]
+    if not any(results.runs(group_key(a, "cooperative_navigation", t, REUSE)) for a in ("omar", "macql") for t in TIERS):
+        return False
+    return _curves_figure(results, path, [("cooperative_navigation", t) for t in TIERS], lines, "Fresh minibatches against the official loop's reuse")
 
 
 def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
@@ -282,14 +354,18 @@ def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
         "## How a score is made",
         "",
         f"- **A run's score** is the mean normalized score of its last {LAST_EVALUATIONS} evaluations",
-        "  (`omar_lightning/reproduce/summary.py`, `run_score`). Each evaluation is the mean over the",
+        "  (`omar_lightning/reproduce/summary.py`, `curve_score`). Each evaluation is the mean over the",
         "  data module's evaluation episodes (10 on MPE, seeds 1,000,000..1,000,009, deterministic policies).",
         "  On MPE that covers the last 100 of the run's updates.",
         "- **Normalized score** = 100 * (S - S_random) / (S_expert - S_random), with S_random and S_expert",
         "  taken from the dataset's metadata (listed below).",
         "- **Seeds** are aggregated as mean ± standard deviation over seeds (population std), shown as",
-        "  `mean ± std (number of seeds)`. No seed is ever dropped.",
+        "  `mean ± std (number of seeds)`. No seed is ever dropped (only runs of an older update version",
+        "  than their cell's newest are left out, see below).",
         "- **Best** names the method with the highest mean in that row.",
+        "- **Learning curves** start with the evaluation before the first update (update 0), as the",
+        "  official loop; it is not part of the score.",
+        *results.version_note(),
         "",
     ]
 
@@ -341,8 +417,10 @@ def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
     for r in _agents_rows(results):
         pct = lambda v, sd: "–" if v is None else f"{v:+.1f} ± {sd:.1f}%"  # noqa: E731
         behaviour = "–" if r["behaviour"] is None else f"{r['behaviour']:.2f}"
+        old = OLD if r["stale"] else ""
         out.append(f"| {r['n']} | {behaviour} | {fmt(r['macql'], 2)} | {fmt(r['omar'], 2)} | "
-                   f"{pct(r['macql_vs_behaviour'], r['macql_vs_behaviour_std'])} | {pct(r['omar_vs_macql'], r['omar_vs_macql_std'])} |")
+                   f"{pct(r['macql_vs_behaviour'], r['macql_vs_behaviour_std'])}{old if r['macql_vs_behaviour'] is not None else ''} | "
+                   f"{pct(r['omar_vs_macql'], r['omar_vs_macql_std'])}{old if r['omar_vs_macql'] is not None else ''} |")
     out.append("")
     if figures:
         figure(_agents_figure(results, figures / "agents.png"), figures / "agents.png", "Figures 1c and 2")
@@ -352,7 +430,7 @@ def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
     out += ["Mean normalized score over the MPE tasks that ran (number of tasks in brackets).", "",
             "| tier | " + " | ".join(f"tau {t}" for t in TAUS) + " |", "|---" * (len(TAUS) + 1) + "|"]
     for tier in TIERS:
-        out.append(f"| {TIER_NAMES[tier]} | " + " | ".join("not run" if not tau[tier][t]["n"] else f"{tau[tier][t]['mean']:.1f} ({tau[tier][t]['n']})" for t in TAUS) + " |")
+        out.append(f"| {TIER_NAMES[tier]} | " + " | ".join("not run" if not tau[tier][t]["n"] else f"{tau[tier][t]['mean']:.1f} ({tau[tier][t]['n']})" + (OLD if tau[tier][t]["stale"] else "") for t in TAUS) + " |")
     out.append("")
     if figures:
         figure(_tau_figure(results, figures / "tau.png"), figures / "tau.png", "Figure 3")
@@ -366,7 +444,8 @@ def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
         out += [f"Agent {data['agent']}, dataset row {data['dataset_row']}, after {data['updates']:,} MA-CQL updates: pi(o) moves from "
                 f"({data['before'][0]:.3f}, {data['before'][1]:.3f}) to ({data['after_macql'][0]:.3f}, {data['after_macql'][1]:.3f}) with an MA-CQL "
                 f"actor update and to ({data['after_omar'][0]:.3f}, {data['after_omar'][1]:.3f}) with an OMAR update (tau {data['omar_tau']}); "
-                f"Q1's maximum on the grid is at ({data['argmax'][0]:.2f}, {data['argmax'][1]:.2f}).", ""]
+                f"Q1's maximum on the grid is at ({data['argmax'][0]:.2f}, {data['argmax'][1]:.2f})."
+                + (OLD if update_version(run) != UPDATE_VERSION else ""), ""]
         if figures:
             _landscape_figure(run, figures / "landscape.png")
             figure(True, figures / "landscape.png", "Figure 1d")
@@ -380,6 +459,11 @@ def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
     for n in ACTOR_UPDATES:
         out.append(f"| {n} | {fmt(results.score(group_key('macql', task2, 'medium_replay', 'default' if n == 1 else f'actor_updates={n}'), 'return'), 2)} | {fmt(paper.TABLE2_ACTOR_UPDATES[n])} |")
     out.append("")
+
+    section("official-reuse")
+    out += _official_reuse_section(results)
+    if figures:
+        figure(_official_reuse_figure(results, figures / "official_reuse_curves.png"), figures / "official_reuse_curves.png", "Official reuse learning curves")
 
     out += ["## Datasets behind these numbers", ""] + _datasets(results) + [""]
     out += ["## Measured cost per run", "", "Wall time of one `omar fit` as run by `omar reproduce` on this project's CPU machine (2 cores; "

@@ -6,8 +6,10 @@ Layout (``results`` and ``runs`` are directories given on the command line):
 - ``results/<cell key>.json``: the run's summary (small, committed).
 
 A cell is finished when its summary exists and was made from the same resolved configuration
-(its config files composed, with its overrides and seed: ``configs.digest``). An interrupted cell
-is rerun with ``--ckpt_path last`` from its own checkpoints, which continues it exactly.
+(its config files composed, with its overrides and seed: ``configs.digest``), dataset, and by this
+version of the training update (``omar_lightning/update_version.py``). An interrupted cell is
+rerun with ``--ckpt_path last`` from its own checkpoints, which continues it exactly; checkpoints
+of another configuration, dataset or update version are moved aside instead.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import yaml
 from omar_lightning.data import DatasetError, default_path, read_metadata
 from omar_lightning.reproduce.configs import digest, resolved
 from omar_lightning.reproduce.studies import Cell, missing_config
-from omar_lightning.reproduce.summary import LAST_EVALUATIONS, SCHEMA, read_curve, read_summary, run_score, write_summary
+from omar_lightning.reproduce.summary import LAST_EVALUATIONS, SCHEMA, curve_score, is_current, read_curve, read_summary, write_summary
+from omar_lightning.update_version import UPDATE_VERSION
 
 PACKAGES = ("omar-lightning", "torch", "pytorch-lightning", "torchmetrics", "numpy", "pettingzoo", "mpe2", "mujoco", "gymnasium-robotics")
 
@@ -81,15 +84,16 @@ def dataset_checksum(path: Path) -> str | None:
 
 
 def status(cell: Cell, results: Path, root: Path) -> str:
-    """``finished``, ``pending``, ``stale`` (finished from another resolved configuration, or from another dataset
-    than the file now at the config's path), ``no-config`` or ``no-dataset``. Without the dataset
-    file a finished cell stays finished: its summary records the checksum it ran on."""
+    """``finished``, ``pending``, ``stale`` (finished from another resolved configuration, by
+    another version of the training update, or from another dataset than the file now at the
+    config's path), ``no-config`` or ``no-dataset``. Without the dataset file a finished cell
+    stays finished: its summary records the checksum it ran on."""
     if missing_config(cell, root):
         return "no-config"
     path = root / dataset_path(resolved(cell, root))  # an absolute path stays itself
     summary = read_summary(results / f"{cell.key}.json")
     if summary is not None:
-        if summary.get("digest") != digest(cell, root):
+        if summary.get("digest") != digest(cell, root) or not is_current(summary):
             return "stale"
         current = dataset_checksum(path)  # None without a readable file
         return "stale" if current is not None and current != (summary.get("dataset") or {}).get("checksum") else "finished"
@@ -168,13 +172,17 @@ def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int
     except DatasetError as e:
         log(f"[skip] {cell.describe()}: {e}")
         return False
-    # Checkpoints of another config or another dataset must not be resumed: keep them aside, start afresh.
+    # Checkpoints of another config, dataset or update version must not be resumed: keep them aside, start afresh.
     ran_on = run_dir / "dataset_checksum.txt"
+    made_by = run_dir / "update_version.txt"  # absent in run directories made before version 2
     changed = []
     if (run_dir / "config.yaml").is_file() and _yaml_or_none((run_dir / "config.yaml").read_text()) != config:  # its settings, not its text
         changed.append("config")
     if ran_on.is_file() and ran_on.read_text() != meta["checksum"]:
         changed.append("dataset")
+    old_version = made_by.read_text().strip() if made_by.is_file() else "1"
+    if (run_dir / "config.yaml").is_file() and old_version != str(UPDATE_VERSION):
+        changed.append(f"training update (version {old_version}, now {UPDATE_VERSION})")
     if changed:
         aside = run_dir.with_name(f"{run_dir.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
         run_dir.rename(aside)
@@ -182,6 +190,7 @@ def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(text)
     ran_on.write_text(meta["checksum"])
+    made_by.write_text(str(UPDATE_VERSION))
     cmd = [sys.executable, "-m", "omar_lightning", "fit", "--config", str(run_dir / "config.yaml")]
     if (run_dir / "checkpoints" / "last.ckpt").is_file():
         cmd += ["--ckpt_path", "last"]
@@ -212,7 +221,8 @@ def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int
         "command": command(cell),
         "dataset": {"path": str(data_file), "checksum": meta["checksum"], "s_random": meta["s_random"], "s_expert": meta["s_expert"], "num_transitions": meta["num_transitions"], "behaviour_return": (meta.get("episode_returns") or {}).get("mean")},
         "curve": curve,
-        "score": {"normalized_score": run_score(curve["normalized_score"]), "return": run_score(curve["return"]), "last_evaluations": LAST_EVALUATIONS},
+        "score": {"normalized_score": curve_score(curve), "return": curve_score(curve, "return"), "last_evaluations": LAST_EVALUATIONS},
+        "update_version": UPDATE_VERSION,
         "max_updates": max_updates,
         "wall_seconds": round(spent, 1),
         "threads": threads,

@@ -24,6 +24,7 @@ TAUS = (0.1, 0.3, 0.5, 0.7, 0.9)
 ACTOR_LRS = (0.01, 0.05, 0.1)
 ACTOR_UPDATES = (1, 5, 20)
 SAMPLERS = ("random", "cem", "gaussian")
+MINIBATCHES = ("fresh", "official_reuse")  # data.minibatches (datamodules/offline.py)
 
 
 def spread(n: int) -> str:
@@ -70,6 +71,7 @@ _KEYS = {
     "tau": "model.init_args.tau",
     "actor_lr": "model.init_args.actor_lr",
     "actor_updates": "model.init_args.actor_updates",
+    "minibatches": "data.minibatches",
 }
 
 
@@ -158,6 +160,15 @@ def _actor_lr_updates(seeds, tasks, tiers, algorithms):
     return lrs + ups
 
 
+def _official_reuse(seeds, tasks, tiers, algorithms):
+    """Fresh minibatches (the default cells, Table 3's) against the official MPE loop's reuse of
+    one evaluation period's minibatches (``data.minibatches: official_reuse``, period 10)."""
+    return [
+        Cell(g["algorithm"], g["task"], g["tier"], g["seed"], variant=() if g["m"] == "fresh" else (("minibatches", g["m"]),))
+        for g in _grid(seeds, task=tasks, tier=tiers, algorithm=algorithms, m=MINIBATCHES)
+    ]
+
+
 @dataclass(frozen=True)
 class Study:
     """A study's cells and the default axes a user may restrict."""
@@ -192,6 +203,7 @@ STUDIES: dict[str, Study] = {
         Study("tau", "Figure 3: OMAR's tau", _tau, MPE_TASKS, algorithms=("omar",)),
         Study("landscape", "Figure 1d: Q-landscape of MA-CQL, 2-agent spread", _landscape, (spread(2),), ("medium_replay",), ("macql",)),
         Study("actor-lr-updates", "Tables 1 and 2: MA-CQL with a larger actor learning rate or more actor updates", _actor_lr_updates, (spread(2),), ("medium_replay",), ("macql",)),
+        Study("official-reuse", "Fresh minibatches against the official loop's reuse, cooperative navigation", _official_reuse, ("cooperative_navigation",), algorithms=("macql", "omar")),
     )
 }
 

@@ -3,7 +3,8 @@
 The score of a run is defined here once and used by ``omar reproduce``, ``omar report`` and the
 docs: the mean normalized score of its last ``LAST_EVALUATIONS`` evaluations (each the mean over
 the data module's evaluation episodes, 10 on MPE), i.e. the last 100 of 2,000 updates on MPE and
-the last 5,000 of 100,000 on HalfCheetah. Averaging a few evaluations smooths the noise of 10-episode
+the last 5,000 of 100,000 on HalfCheetah. The evaluation before the first update (update 0) is
+the first point of the learning curve and never part of the score (:func:`curve_score`). Averaging a few evaluations smooths the noise of 10-episode
 evaluations without reaching back into early training. Seeds are aggregated as mean +- standard
 deviation over seeds (population std, ``ddof=0``), as the paper reports over 5 seeds.
 """
@@ -18,6 +19,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from omar_lightning.update_version import UPDATE_VERSION
+
 LAST_EVALUATIONS = 10
 SCHEMA = 1
 
@@ -28,6 +31,22 @@ def run_score(values: Iterable[float], last: int = LAST_EVALUATIONS) -> float:
     if not values:
         raise ValueError("a run with no evaluations has no score")
     return float(np.mean(values[-last:]))
+
+
+def curve_score(curve: dict[str, list[float]], field: str = "normalized_score", last: int = LAST_EVALUATIONS) -> float:
+    """A run's score from its curve (:func:`read_curve`): :func:`run_score` of ``field`` over the
+    evaluations after update 0 (the evaluation before the first update is left out)."""
+    return run_score([v for u, v in zip(curve["updates"], curve[field]) if u > 0], last)
+
+
+def update_version(summary: dict[str, Any]) -> int:
+    """The training update's version that made a summary (1 for summaries without the field)."""
+    return int(summary.get("update_version", 1))
+
+
+def is_current(summary: dict[str, Any]) -> bool:
+    """Whether a summary was made by this version of the training update (``UPDATE_VERSION``)."""
+    return update_version(summary) == UPDATE_VERSION
 
 
 def aggregate(scores: Iterable[float]) -> dict[str, float]:
