@@ -120,7 +120,8 @@ class OfflineDataModule(LightningDataModule):
     Args:
         task: environment task name (see ``omar_lightning.envs.TASKS``).
         tier: dataset tier: random, medium_replay, medium or expert.
-        path: dataset file; defaults to ``data/<task>/<tier>.npz``.
+        path: dataset file; defaults to ``data/<task>/<tier>.npz`` (``data/<task>_<variant>/...``
+            when ``env_kwargs`` names a variant: :func:`omar_lightning.data.default_path`).
         batch_size: transitions per agent per update.
         seed: seed of the minibatch stream (and of generation).
         generate: generate a missing dataset in ``prepare_data`` (the random tier needs nothing
@@ -187,7 +188,7 @@ class OfflineDataModule(LightningDataModule):
             raise ValueError(f"data.task: unknown task {task!r}; known tasks: {', '.join(sorted(TASKS))}")
         self.save_hyperparameters()
         self.task, self.tier, self.batch_size, self.seed = task, tier, batch_size, seed
-        self.path = Path(path) if path else default_path(task, tier)
+        self.path = Path(path) if path else default_path(task, tier, env_kwargs)
         self.generate, self.num_transitions = generate, num_transitions
         self.env_kwargs = dict(env_kwargs or {})
         self.eval_episodes, self.eval_seed, self.reference_episodes = eval_episodes, eval_seed, reference_episodes

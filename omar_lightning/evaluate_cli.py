@@ -118,7 +118,7 @@ def _evaluation_record(path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]
     hp = checkpoint.get("datamodule_hyper_parameters")
     if not isinstance(hp, dict) or "task" not in hp:
         raise EvaluateError(f"{path} names no task: it was not written by omar fit")
-    dataset = Path(hp.get("path") or default_path(hp["task"], hp.get("tier", "random")))
+    dataset = Path(hp.get("path") or default_path(hp["task"], hp.get("tier", "random"), hp.get("env_kwargs")))
     try:
         meta = read_metadata(dataset)
         s_random, s_expert = float(meta["s_random"]), float(meta["s_expert"])

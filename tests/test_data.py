@@ -4,6 +4,7 @@ import json
 import math
 import re
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -241,3 +242,12 @@ def test_batch_larger_than_the_dataset_is_refused(dataset_file):
     dm = OfflineDataModule(path=str(dataset_file), batch_size=257, generate=False)
     with pytest.raises(ValueError, match=r"data.batch_size \(257\) exceeds the 256 transitions of .*coop.npz: each agent's minibatch is drawn without replacement"):
         dm.setup("fit")
+
+
+def test_default_path_names_the_variant_folder():
+    from omar_lightning.data import default_path
+
+    assert default_path("world", "expert") == Path("data/world/expert.npz")
+    assert default_path("world", "expert", {}) == Path("data/world/expert.npz")
+    assert default_path("cooperative_navigation", "medium", {"num_agents": 3}) == Path("data/cooperative_navigation/medium.npz")
+    assert default_path("cooperative_navigation", "medium", {"variant": "official"}) == Path("data/cooperative_navigation_official/medium.npz")

@@ -81,9 +81,12 @@ class OfflineDataset:
         return {f"{a}/{f}": getattr(self, f)[i] for i, a in enumerate(self.agent_names) for f in FIELDS}
 
 
-def default_path(task: str, tier: str) -> Path:
-    """Where a dataset is looked for when ``data.path`` is not given: ``data/<task>/<tier>.npz``."""
-    return Path("data") / task / f"{tier}.npz"
+def default_path(task: str, tier: str, env_kwargs: dict[str, Any] | None = None) -> Path:
+    """Where a dataset is looked for when ``data.path`` is not given: ``data/<task>/<tier>.npz``,
+    or ``data/<task>_<variant>/<tier>.npz`` when ``env_kwargs`` names an environment ``variant``
+    (``data/cooperative_navigation_official/expert.npz``). The one rule for every caller."""
+    variant = (env_kwargs or {}).get("variant")
+    return Path("data") / (f"{task}_{variant}" if variant else task) / f"{tier}.npz"
 
 
 def checksum(arrays: dict[str, np.ndarray]) -> str:

@@ -57,7 +57,7 @@ def cell_config(cell: Cell, root: Path, run_dir: Path) -> dict[str, Any]:
 def dataset_path(config: dict[str, Any]) -> Path:
     """The config's dataset file, as ``OfflineDataModule`` resolves it (relative to the working directory)."""
     data = config.get("data") or {}
-    return Path(data["path"]) if data.get("path") else default_path(data.get("task", "cooperative_navigation"), data.get("tier", "random"))
+    return Path(data["path"]) if data.get("path") else default_path(data.get("task", "cooperative_navigation"), data.get("tier", "random"), data.get("env_kwargs"))
 
 
 def versions() -> dict[str, str]:
