@@ -41,7 +41,7 @@ def test_official_agents_and_spaces(task, names, obs_dims, n_good):
     agents = env.world.agents
     assert [a.adversary for a in agents] == [True] * 3 + [False] * n_good
     assert all(a.silent for a in agents) and uses_official_physics(env.world)
-    assert env.fixed_policy_name == "evade"
+    assert env.fixed_policy_name == "uniform_random"
     assert env.mpe_env.observation_space("agent_0").shape == ((14,) if task == "predator_prey" else (22,))
 
 
@@ -244,12 +244,33 @@ def test_evade_keeps_to_the_arena_and_around_obstacles():
 
 
 @pytest.mark.parametrize("task, key", [("predator_prey", "prey_policy"), ("world", "good_policy")])
-def test_evade_is_harder_for_the_scripted_chasers_than_a_still_target(task, key):
+@pytest.mark.parametrize("name", ["evade", "uniform_random"])
+def test_fixed_policies_are_harder_for_the_scripted_chasers_than_a_still_target(task, key, name):
     scores = {}
-    for name in ("stand_still", "evade"):
-        kw = {"variant": "official", key: name}
-        scores[name] = score(run_episodes(lambda: make_env(task, **kw), expert_policy(task, **kw), 20, 10_000)).mean()
-    assert scores["evade"] < 0.5 * scores["stand_still"]
+    for fixed in ("stand_still", name):
+        kw = {"variant": "official", key: fixed}
+        scores[fixed] = score(run_episodes(lambda: make_env(task, **kw), expert_policy(task, **kw), 20, 10_000)).mean()
+    assert scores[name] < 0.5 * scores["stand_still"]
+
+
+def test_uniform_random_fixed_policy_follows_the_episode_seed():
+    def prey_path(seed):
+        env = make_env("predator_prey", variant="official")
+        env.reset(seed=seed)
+        path = []
+        for _ in range(10):
+            env.step_forces(np.zeros((3, 2), np.float32))
+            path.append(env.world.agents[-1].state.p_pos.copy())
+        return np.array(path)
+
+    a, b, c = prey_path(3), prey_path(3), prey_path(4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c) and np.abs(np.diff(a, axis=0)).max() > 0.01
+    env = make_env("world", variant="official")
+    env.reset(seed=0)
+    forces = np.concatenate([FIXED_POLICIES["uniform_random"](np.zeros((1, 22), np.float32), env) for _ in range(500)])
+    assert forces.shape == (500, 2) and forces.min() >= -1 and forces.max() <= 1
+    assert abs(forces.mean()) < 0.1 and forces.std() == pytest.approx(1 / np.sqrt(3), abs=0.05)
 
 
 def test_stand_still_prey_does_not_move():

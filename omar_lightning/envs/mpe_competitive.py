@@ -73,6 +73,7 @@ __all__ = [
     "forage_flee_policy",
     "register_fixed_policy",
     "stand_still_policy",
+    "uniform_random_fixed_policy",
 ]
 
 #: ``policy(obs [n_fixed, obs_dim] float32, env) -> forces [n_fixed, 2]`` in [-1, 1].
@@ -95,7 +96,8 @@ EVADE_BOUND = 0.8
 EVADE_BOUND_GAIN = 10.0
 EVADE_OBSTACLE_MARGIN = 0.05
 _angles = 2 * np.pi * np.arange(EVADE_DIRECTIONS) / EVADE_DIRECTIONS
-_EVADE_CANDIDATES = np.concatenate([np.stack([np.cos(_angles), np.sin(_angles)], -1), np.zeros((1, 2))])
+# No force first: it wins ties (nothing to flee from inside the box).
+_EVADE_CANDIDATES = np.concatenate([np.zeros((1, 2)), np.stack([np.cos(_angles), np.sin(_angles)], -1)])
 #: Variants of predator-prey and world (module docstring).
 VARIANTS = ("mpe2", OFFICIAL)
 #: The official fork's adversary shaping: every adversary's reward subtracts this times the
@@ -132,6 +134,14 @@ def stand_still_policy(obs: np.ndarray, env: "MPECompetitive") -> np.ndarray:
     """No force: the agent stays where it spawned (the reference a fixed policy must not be
     easier to catch than)."""
     return np.zeros((np.asarray(obs).shape[0], 2), dtype=np.float32)
+
+
+def uniform_random_fixed_policy(obs: np.ndarray, env: "MPECompetitive") -> np.ndarray:
+    """Forces drawn uniformly in ``[-1, 1]^2`` at every step from the episode's generator
+    (mpe2's ``np_random``, seeded by ``reset(seed=...)``), so an episode is the same for the
+    same seed. Default of the official variants (docs/datasets.md: against uniform random
+    adversaries it gives the official random tiers' level)."""
+    return env.mpe_env.np_random.uniform(-1.0, 1.0, (np.asarray(obs).shape[0], 2)).astype(np.float32)
 
 
 def flee_policy(obs: np.ndarray, env: "MPECompetitive") -> np.ndarray:
@@ -258,6 +268,7 @@ FIXED_POLICIES: dict[str, FixedPolicy] = {
     "flee": flee_policy,
     "forage_flee": forage_flee_policy,
     "stand_still": stand_still_policy,
+    "uniform_random": uniform_random_fixed_policy,
 }
 
 
@@ -484,7 +495,7 @@ class PredatorPrey(MPECompetitive):
         num_obstacles: obstacles (the official code: 2).
         max_cycles: episode length in steps.
         prey_policy: name in :data:`FIXED_POLICIES`; ``None`` takes the variant's default,
-            ``"flee"`` for mpe2 and ``"evade"`` for the official variant.
+            ``"flee"`` for mpe2 and ``"uniform_random"`` for the official variant.
         render_mode: ``None``, ``"human"`` or ``"rgb_array"``.
         variant: ``"mpe2"`` or ``"official"``.
     """
@@ -519,7 +530,7 @@ class PredatorPrey(MPECompetitive):
                 dynamic_rescaling=False,
             )
         if prey_policy is None:
-            prey_policy = "evade" if variant == OFFICIAL else "flee"
+            prey_policy = "uniform_random" if variant == OFFICIAL else "flee"
         self.score_mode = "first"
         # Every agent's observation: [vel, pos, obstacles, others_rel(n-1), good_vel, ...].
         self.num_landmarks_observed = self.num_obstacles
@@ -542,7 +553,7 @@ class World(MPECompetitive):
     Args:
         max_cycles: episode length in steps.
         good_policy: name in :data:`FIXED_POLICIES`; ``None`` takes the variant's default,
-            ``"forage_flee"`` for mpe2 and ``"evade"`` for the official variant.
+            ``"forage_flee"`` for mpe2 and ``"uniform_random"`` for the official variant.
         render_mode: ``None``, ``"human"`` or ``"rgb_array"``.
         variant: ``"mpe2"`` or ``"official"``.
     """
@@ -576,7 +587,7 @@ class World(MPECompetitive):
                 dynamic_rescaling=False,
             )
         if good_policy is None:
-            good_policy = "evade" if variant == OFFICIAL else "forage_flee"
+            good_policy = "uniform_random" if variant == OFFICIAL else "forage_flee"
         self.score_mode = "first" if variant == OFFICIAL else "mean"
         # Every agent's observation: [vel, pos, obstacle, food, forests, others_rel(n-1), ...].
         self.num_landmarks_observed = self.num_obstacles + self.num_food + self.num_forests
