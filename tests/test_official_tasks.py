@@ -349,3 +349,24 @@ def test_random_tier_collects_on_the_official_variants(task, size, obs_dim):
     assert all(np.isfinite(r).all() for r in data["rewards"])
     if task == "world":  # fully shared
         np.testing.assert_array_equal(data["rewards"][0], data["rewards"][2])
+
+
+def test_collect_cli_writes_an_official_tier_and_refuses_a_snapshot_of_another_variant(tmp_path, capsys):
+    from omar_lightning.cli import main
+    from omar_lightning.data import load_dataset
+
+    out = tmp_path / "tag.npz"
+    main(["collect", "dataset", "--task", "predator_prey", "--tier", "random", "--env-kwarg", "variant=official",
+          "--size", "100", "--reference-episodes", "4", "--out", str(out), "--no-progress"])
+    data = load_dataset(out)
+    assert data.meta["env_kwargs"] == {"variant": "official"} and [o.shape for o in data.obs] == [(100, 16)] * 3
+    run = tmp_path / "run"
+    main(["collect", "train", "--task", "predator_prey", "--steps", "250", "--out", str(run), "--eval-every", "250", "--no-progress"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["collect", "dataset", "--task", "predator_prey", "--tier", "random", "--env-kwarg", "variant=official",
+              "--expert", str(run / "expert.pt"), "--size", "100", "--out", str(tmp_path / "x.npz"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1
+    assert err.endswith("expert.pt: snapshot is for task 'predator_prey' {}, not 'predator_prey' {'variant': 'official'}")
+    assert not (tmp_path / "x.npz").exists()
