@@ -1,22 +1,25 @@
 """Predator-prey (mpe2 ``simple_tag``) and world (mpe2 ``simple_world_comm``) as OMAR ran them.
 
-Only the adversaries learn; the other side (the prey of predator-prey, the two good agents of
+Only the adversaries learn; the other side (the prey of predator-prey, the good agents of
 world) is driven inside the environment by a *fixed policy*, as in the paper where those agents
 run a pretrained policy shipped with the datasets. The fixed policy is pluggable: it is looked
 up by name in :data:`FIXED_POLICIES` (``register_fixed_policy`` adds one, for example a
 pretrained network); the name is an environment keyword argument, so it is stored in a
 dataset's ``env_kwargs`` and checked when training on it.
 
-The real mpe2 worlds are used unchanged (scenario, physics, observations, rewards; mpe2's
-``SimpleEnv._set_action`` handles the actions). What this module adds:
+In the default variant the real mpe2 worlds are used unchanged (scenario, physics,
+observations, rewards; mpe2's ``SimpleEnv._set_action`` handles the actions in both). What this
+module adds:
 
 * learning agents act with 2-D forces in ``[-1, 1]^2`` mapped by
   :func:`~omar_lightning.envs.cooperative_navigation.force_to_mpe_action`; the world's leader
   adds 4 communication numbers in ``[-1, 1]`` mapped to mpe2's ``[0, 1]`` by ``(c + 1) / 2``,
   so its action has 6 entries and the others' 2 (heterogeneous action sizes);
-* the built-in fixed policies (:func:`flee_policy`, :func:`forage_flee_policy`), documented
-  below, and scripted chasers (:func:`chase_policy`) used as reference experts for
-  ``S_expert`` until trained ones exist;
+* the built-in fixed policies, documented below: :func:`flee_policy` and
+  :func:`forage_flee_policy` (the mpe2 variant's defaults), :func:`uniform_random_fixed_policy`
+  (the official variant's default), :func:`evade_policy` (a look-ahead evader) and
+  :func:`stand_still_policy`; and scripted chasers (:func:`chase_policy`) used as reference
+  experts for ``S_expert`` until trained ones exist;
 * ``dynamic_rescaling`` is off (it only changes drawing); episodes last ``max_cycles`` (25)
   steps and never terminate early.
 
@@ -131,16 +134,16 @@ def _flee(pos: np.ndarray, vel: np.ndarray, adv_rel: np.ndarray, goal: np.ndarra
 
 
 def stand_still_policy(obs: np.ndarray, env: "MPECompetitive") -> np.ndarray:
-    """No force: the agent stays where it spawned (the reference a fixed policy must not be
-    easier to catch than)."""
+    """No force (only contacts move the agent): the still target that a fixed policy should
+    be no easier to catch than."""
     return np.zeros((np.asarray(obs).shape[0], 2), dtype=np.float32)
 
 
 def uniform_random_fixed_policy(obs: np.ndarray, env: "MPECompetitive") -> np.ndarray:
     """Forces drawn uniformly in ``[-1, 1]^2`` at every step from the episode's generator
     (mpe2's ``np_random``, seeded by ``reset(seed=...)``), so an episode is the same for the
-    same seed. Default of the official variants (docs/datasets.md: against uniform random
-    adversaries it gives the official random tiers' level)."""
+    same seed. Default of the official variants: uniform random adversaries score against it
+    close to the official random tiers (docs/datasets.md, "Environment variants")."""
     return env.mpe_env.np_random.uniform(-1.0, 1.0, (np.asarray(obs).shape[0], 2)).astype(np.float32)
 
 
