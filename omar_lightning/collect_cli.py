@@ -282,9 +282,18 @@ def _expert_path(args: argparse.Namespace) -> Path | None:
     return None
 
 
-def dataset(args: argparse.Namespace) -> None:
+def _matching_snapshot(path: Path, task: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot at ``path``; ValueError naming it when it was trained on another task or
+    environment (``env_kwargs``, e.g. another ``variant``)."""
     from omar_lightning.online.matd3 import load_snapshot
 
+    snap = load_snapshot(path)
+    if snap["task"] != task or dict(snap["env_kwargs"]) != env_kwargs:
+        raise ValueError(f"{path}: snapshot is for task {snap['task']!r} {snap['env_kwargs']}, not {task!r} {env_kwargs}")
+    return snap
+
+
+def dataset(args: argparse.Namespace) -> None:
     env_kwargs = _env_kwargs(args.env_kwarg)
     spec = task_spec(args.task, **env_kwargs)
     start = time.perf_counter()
@@ -293,9 +302,7 @@ def dataset(args: argparse.Namespace) -> None:
     if args.tier != "random":
         if args.policy is None:
             raise ValueError(f"--policy is required for tier {args.tier!r} (a snapshot from 'omar collect train')")
-        snap = load_snapshot(args.policy)
-        if snap["task"] != args.task or dict(snap["env_kwargs"]) != env_kwargs:
-            raise ValueError(f"{args.policy}: snapshot is for task {snap['task']!r} {snap['env_kwargs']}, not {args.task!r} {env_kwargs}")
+        snap = _matching_snapshot(args.policy, args.task, env_kwargs)
     noise = args.noise if args.noise is not None else (snap["exploration_noise"] if snap else 0.0)
     if args.tier == "random":
         size = args.size or 1_000_000
@@ -328,7 +335,7 @@ def dataset(args: argparse.Namespace) -> None:
     ref_seed = 10_000
     expert = _expert_path(args)
     if expert is not None:
-        load_snapshot(expert)  # a bad file is named here, before any worker starts
+        _matching_snapshot(expert, args.task, env_kwargs)  # a bad file is named here, before any worker starts
         s_random = _random_score(args.task, env_kwargs, args.reference_episodes, ref_seed, args.workers)
         s_expert = expert_score(args.task, args.reference_episodes, ref_seed, args.workers, snapshot=expert, **env_kwargs)
         ref = f"S_random: uniform random actions; S_expert: {expert} without noise ({args.reference_episodes} episodes each)"

@@ -60,3 +60,15 @@ class MPETableEnv(TableEnv):
             self.mpe_env.close()
         else:
             self.mpe_env.screen = None
+
+
+#: The variant of every task that is the environment the official OMAR code ran (its MPE fork,
+#: its MaMuJoCo settings); each task's other variant is its simulator package's own.
+OFFICIAL = "official"
+
+
+def check_variant(variant: object, choices: tuple[str, ...]) -> str:
+    """``variant`` if it is one of ``choices``; ValueError listing them otherwise."""
+    if not isinstance(variant, str) or variant not in choices:
+        raise ValueError(f"variant must be one of {choices}, got {variant!r}")
+    return variant

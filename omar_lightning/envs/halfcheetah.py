@@ -1,13 +1,22 @@
 """Two-agent HalfCheetah (MaMuJoCo ``HalfCheetah`` ``2x3``) on real MuJoCo.
 
 A thin PettingZoo ``ParallelEnv`` over gymnasium-robotics' ``mamujoco_v1.parallel_env``
-(``HalfCheetah-v5`` of gymnasium underneath): ``agent_0`` drives the back leg's 3 joints,
-``agent_1`` the front leg's, each observing its own joints and their nearest neighbours
-(``agent_obsk=1``, 12 numbers each); both get the same team reward (forward velocity minus
-0.1 times the squared action). Episodes are truncated after ``max_episode_steps`` (1000) steps
-and never terminate. The simulator is today's mujoco (see ``simulator_versions``): returns are
-not comparable with the MuJoCo 2.0 numbers of the paper; never mix datasets and reference
-returns from different simulator versions.
+(``HalfCheetah-v5`` of gymnasium underneath): ``agent_0`` drives the back leg's 3 joints
+(actions in the order thigh, shin, foot), ``agent_1`` the front leg's; both get the same team
+reward (forward velocity minus 0.1 times the squared action). Episodes are truncated after
+``max_episode_steps`` (1000) steps and never terminate. The simulator is today's mujoco (see
+``simulator_versions``): returns are not comparable with the MuJoCo 2.0 numbers of the paper;
+never mix datasets and reference returns from different simulator versions.
+
+Observations, by ``variant``:
+
+* ``"mamujoco"`` (default): gymnasium-robotics' defaults, ``agent_obsk=1`` with global
+  observations, 12 numbers per agent: position and velocity of the own 3 joints, the position
+  of the neighbouring joint of the other leg, then the torso's z, angle and 3 velocities.
+* ``"official"``: the official OMAR code's ``MujocoMulti`` settings, ``agent_obsk=0`` and no
+  global categories, 6 numbers per agent: for each own joint in the order of its name (foot,
+  shin, thigh), its angle ``qpos`` then its angular velocity ``qvel`` (:data:`OFFICIAL_OBS`).
+  The official partition, action order, reward and time limit are the ones above.
 """
 
 from __future__ import annotations
@@ -19,11 +28,19 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from omar_lightning.envs.base import TableEnv
+from omar_lightning.envs.base import OFFICIAL, TableEnv, check_variant
 
-__all__ = ["HalfCheetah2x3", "simulator_versions"]
+__all__ = ["HalfCheetah2x3", "OFFICIAL_OBS", "VARIANTS", "simulator_versions"]
 
 _RENDER_MODES = (None, "human", "rgb_array")
+#: Observation variants (module docstring).
+VARIANTS = ("mamujoco", OFFICIAL)
+#: The official variant's observation of each agent: (joint, quantity) per entry, joints named
+#: as in HalfCheetah's MuJoCo model.
+OFFICIAL_OBS = {
+    "agent_0": [("bfoot", "qpos"), ("bfoot", "qvel"), ("bshin", "qpos"), ("bshin", "qvel"), ("bthigh", "qpos"), ("bthigh", "qvel")],
+    "agent_1": [("ffoot", "qpos"), ("ffoot", "qvel"), ("fshin", "qpos"), ("fshin", "qvel"), ("fthigh", "qpos"), ("fthigh", "qvel")],
+}
 
 
 def simulator_versions() -> dict[str, str]:
@@ -38,21 +55,31 @@ def simulator_versions() -> dict[str, str]:
 
 
 class HalfCheetah2x3(TableEnv):
-    """MaMuJoCo HalfCheetah 2x3: 2 agents, 3 joints each, shared team reward."""
+    """MaMuJoCo HalfCheetah 2x3: 2 agents, 3 joints each, shared team reward.
+
+    Args:
+        max_episode_steps: time limit (the official code: 1000).
+        render_mode: ``None``, ``"human"`` or ``"rgb_array"``.
+        variant: ``"mamujoco"`` (12 numbers per agent) or ``"official"`` (6; module docstring).
+    """
 
     metadata = {"render_modes": ["human", "rgb_array"], "is_parallelizable": True, "render_fps": 20}
+    #: The team reward is shared: the mean over agents is every agent's return.
     score_mode = "mean"
 
-    def __init__(self, max_episode_steps: int = 1000, render_mode: str | None = None) -> None:
+    def __init__(self, max_episode_steps: int = 1000, render_mode: str | None = None, variant: str = "mamujoco") -> None:
         if isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, (int, np.integer)) or max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be an int >= 1, got {max_episode_steps!r}")
         if render_mode not in _RENDER_MODES:
             raise ValueError(f"render_mode must be one of {_RENDER_MODES}, got {render_mode!r}")
+        self.variant = check_variant(variant, VARIANTS)
+        # The official MujocoMulti: agent_obsk 0, no global categories (own joints' qpos, qvel).
+        obs_kwargs = {"agent_obsk": 0, "global_categories": ()} if variant == OFFICIAL else {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from gymnasium_robotics import mamujoco_v1
 
-            self._env = mamujoco_v1.parallel_env("HalfCheetah", "2x3", render_mode=render_mode)
+            self._env = mamujoco_v1.parallel_env("HalfCheetah", "2x3", render_mode=render_mode, **obs_kwargs)
         self.max_episode_steps = int(max_episode_steps)
         self.render_mode = render_mode
         self.possible_agents = list(self._env.possible_agents)
