@@ -7,7 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 import yaml
+
+from omar_lightning.data import default_path
 
 from omar_lightning.cli import main
 from omar_lightning.reproduce.configs import compose, digest
@@ -65,8 +68,10 @@ def test_each_cell_holds_its_task_and_tiers_official_settings(cell):
     model, data, trainer = config["model"]["init_args"], config["data"], config["trainer"]
     assert data["tier"] == tier and model["max_updates"] == updates(task, tier)
     spread = re.fullmatch(r"cooperative_navigation_n(\d)", task)
-    assert data.get("env_kwargs") == ({"num_agents": int(spread[1])} if spread else None)
-    assert data.get("path", f"data/{task}/{tier}.npz") == f"data/{task}/{tier}.npz"
+    # The paper's ground: the official variant of every task; the N-agent spreads stay on mpe2's.
+    assert data.get("env_kwargs") == ({"num_agents": int(spread[1])} if spread else {"variant": "official"})
+    folder = task if spread else f"{task}_official"
+    assert data.get("path", str(default_path(task, tier, data.get("env_kwargs")))) == f"data/{folder}/{tier}.npz"
     tau, alpha = TAU_ALPHA.get(task, TAU_ALPHA["cooperative_navigation"])[TIERS.index(tier)]
     if algo == "omar":
         assert (model["tau"], model["cql_alpha"]) == (tau, alpha)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from omar_lightning import OMAR
+from omar_lightning.data import default_path
 from omar_lightning.envs import task_spec
 from omar_lightning.refinement import Refinement
 from omar_lightning.reproduce.configs import compose
@@ -23,7 +24,8 @@ def test_configs_build_models_for_their_task(name):
     for k, tier in enumerate(TIERS):
         cfg = compose(REPO, config_chain(str(ROOT / name / f"{tier}.yaml")))  # the cell on its bases
         data, args = cfg["data"], dict(cfg["model"]["init_args"])
-        assert data["tier"] == tier and data["path"] == f"data/{name}/{tier}.npz"
+        folder = name if name.startswith("cooperative_navigation_n") else f"{name}_official"  # the official variant
+        assert data["tier"] == tier and str(default_path(data["task"], tier, data.get("env_kwargs")) if "path" not in data else data["path"]) == f"data/{folder}/{tier}.npz"
         spec = task_spec(data["task"], **data.get("env_kwargs", {}))
         model = OMAR(spec.obs_dims, spec.act_dims, **{**args, "refinement": Refinement(**args["refinement"])})
         assert model.hparams.tau == TAU_ALPHA.get(name, [(1.0, 0.5), (1.0, 1.0), (1.0, 5.0), (1.0, 5.0)])[k][0]
