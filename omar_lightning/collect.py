@@ -35,7 +35,11 @@ __all__ = [
     "EXPERT_POLICIES",
     "collect_random_tier",
     "expert_policy",
+    "random_score",
     "reference_returns",
+    "return_stats",
+    "rollout_tier",
+    "snapshot_score",
 ]
 
 #: Episode seeds of :func:`collect_random_tier` start at ``(seed + 1) * COLLECT_SEED_STRIDE``.
@@ -180,3 +184,51 @@ def collect_random_tier(
         "episode_returns": scores[complete],
         "agent_names": list(spec.agent_names),
     }
+
+
+def random_score(task: str, env_kwargs: dict[str, Any], episodes: int, seed: int, workers: int = 1, progress: bool = False) -> float:
+    """Mean score of uniform random actions (generator seeded ``seed``) over episodes ``seed, seed + 1, ...``."""
+    spec = task_spec(task, **env_kwargs)
+    policy = functools.partial(seeded_uniform_random_policy, seed, max(spec.act_dims))
+    return float(score(run_episodes_parallel(_maker(task, env_kwargs), policy, episodes, seed, spec.episode_length,
+                                             workers=workers, progress=progress)).mean())
+
+
+def snapshot_score(task: str, env_kwargs: dict[str, Any], snapshot: Any, episodes: int, seed: int, workers: int = 1,
+                   progress: bool = False) -> float:
+    """Mean score of the behaviour ``snapshot`` (a file of ``omar collect train``) without noise over
+    episodes ``seed, seed + 1, ...`` (its ``S_expert`` when it is the expert)."""
+    from omar_lightning.online.matd3 import snapshot_policy_from_file
+
+    spec = task_spec(task, **env_kwargs)
+    res = run_episodes_parallel(_maker(task, env_kwargs), functools.partial(snapshot_policy_from_file, snapshot, 0.0, seed),
+                                episodes, seed, spec.episode_length, workers=workers, progress=progress)
+    return float(score(res).mean())
+
+
+def rollout_tier(task: str, policy: Any, size: int, seed: int, noise: float, env_kwargs: dict[str, Any], progress: bool,
+                 workers: int = 1) -> dict[str, Any]:
+    """``size`` transitions of the snapshot ``policy`` with Gaussian noise ``noise`` (whole episodes
+    seeded ``(seed + 1) * 1,000,000 + k``, cut to ``size`` rows), played by ``workers`` processes
+    with the same result: per-agent ``obs``, ``actions``, ``rewards``, ``next_obs``, ``dones`` and
+    the scores of the whole episodes (``episode_returns``)."""
+    from omar_lightning.data.format import FIELDS
+    from omar_lightning.online.matd3 import snapshot_policy_from_file
+
+    spec = task_spec(task, **env_kwargs)
+    n_episodes = -(-size // spec.episode_length)
+    res = run_episodes_parallel(_maker(task, env_kwargs), functools.partial(snapshot_policy_from_file, policy, noise, seed),
+                                n_episodes, (seed + 1) * COLLECT_SEED_STRIDE, spec.episode_length, record=True, workers=workers, progress=progress)
+    if res.num_transitions < size:
+        raise RuntimeError(f"episodes ended early: {res.num_transitions} < {size} transitions")
+    scores = score(res)
+    complete = np.cumsum(res.episode_lengths) <= size
+    return {f: [np.ascontiguousarray(x[:size]) for x in getattr(res, f)] for f in FIELDS} | {"episode_returns": scores[complete]}
+
+
+def return_stats(returns: np.ndarray) -> dict[str, Any]:
+    """``mean``, ``std``, ``min``, ``max`` and ``count`` of episode scores (None each when there are none)."""
+    r = np.asarray(returns, dtype=np.float64)
+    if r.size == 0:
+        return {"mean": None, "std": None, "min": None, "max": None, "count": 0}
+    return {"mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "max": float(r.max()), "count": int(r.size)}

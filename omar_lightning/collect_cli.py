@@ -29,7 +29,6 @@ the task's scripted reference expert.
 from __future__ import annotations
 
 import argparse
-import functools
 import shutil
 import sys
 import time
@@ -38,10 +37,16 @@ from typing import Any
 
 import numpy as np
 
-from omar_lightning.collect import COLLECT_SEED_STRIDE, collect_random_tier, reference_returns
+from omar_lightning.collect import (
+    collect_random_tier,
+    random_score,
+    reference_returns,
+    return_stats,
+    rollout_tier,
+    snapshot_score,
+)
 from omar_lightning.data.format import FIELDS, OfflineDataset, save_dataset
-from omar_lightning.envs import TASKS, make_env, task_spec
-from omar_lightning.envs.rollout import run_episodes_parallel, score, seeded_uniform_random_policy
+from omar_lightning.envs import TASKS, task_spec
 
 TIERS = ("random", "medium_replay", "medium", "expert")
 
@@ -203,14 +208,6 @@ def train(args: argparse.Namespace) -> None:
         print(f"{name}: {out / info['file']} (score {info['score']:.2f}, from {info['from']})")
 
 
-def _random_score(task: str, env_kwargs: dict[str, Any], episodes: int, seed: int, workers: int = 1) -> float:
-    """Mean score of uniform random actions (generator seeded ``seed``) over episodes ``seed, seed + 1, ...``."""
-    spec = task_spec(task, **env_kwargs)
-    policy = functools.partial(seeded_uniform_random_policy, seed, max(spec.act_dims))
-    return float(score(run_episodes_parallel(functools.partial(make_env, task, **env_kwargs), policy, episodes, seed, spec.episode_length,
-                                             workers=workers)).mean())
-
-
 def _final_levels(out: Path, index: dict[str, Any], wanted: dict[str, float], episodes: int, eval_seed: int) -> None:
     snaps = index["snapshots"]
     if not snaps:
@@ -219,7 +216,7 @@ def _final_levels(out: Path, index: dict[str, Any], wanted: dict[str, float], ep
     shutil.copyfile(out / best["file"], out / "expert.pt")
     index["levels"]["expert"] = {"file": "expert.pt", "from": best["file"], "score": best["score"], "target": "best"}
     if "medium" not in wanted:
-        s_random = _random_score(index["task"], index["env_kwargs"], episodes, eval_seed)
+        s_random = random_score(index["task"], index["env_kwargs"], episodes, eval_seed)
         index["random_score"] = s_random
         half = s_random + 0.5 * (best["score"] - s_random)
         med = next((s for s in snaps if s["score"] >= half), best)
@@ -236,13 +233,6 @@ def _read_json(path: Path, default: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- dataset
-def _stats(returns: np.ndarray) -> dict[str, Any]:
-    r = np.asarray(returns, dtype=np.float64)
-    if r.size == 0:
-        return {"mean": None, "std": None, "min": None, "max": None, "count": 0}
-    return {"mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "max": float(r.max()), "count": int(r.size)}
-
-
 def _episode_scores(rewards: list[np.ndarray], next_obs: list[np.ndarray], obs: list[np.ndarray], mode: str, length: int) -> np.ndarray:
     """Scores of the whole episodes in episode-ordered rows (a new episode starts where obs != previous next_obs)."""
     n = rewards[0].shape[0]
@@ -257,24 +247,6 @@ def _episode_scores(rewards: list[np.ndarray], next_obs: list[np.ndarray], obs: 
     whole = (ends - starts) == length
     agg = per[:, 0] if mode == "first" else per.mean(1)
     return agg[whole]
-
-
-def rollout_tier(task: str, policy: Path, size: int, seed: int, noise: float, env_kwargs: dict[str, Any], progress: bool,
-                 workers: int = 1) -> dict[str, Any]:
-    """``size`` transitions of the snapshot ``policy`` with Gaussian noise ``noise`` (whole episodes
-    seeded ``(seed + 1) * 1,000,000 + k``, cut to ``size`` rows), played by ``workers`` processes
-    with the same result."""
-    from omar_lightning.online.matd3 import snapshot_policy_from_file
-
-    spec = task_spec(task, **env_kwargs)
-    n_episodes = -(-size // spec.episode_length)
-    res = run_episodes_parallel(functools.partial(make_env, task, **env_kwargs), functools.partial(snapshot_policy_from_file, policy, noise, seed),
-                                n_episodes, (seed + 1) * COLLECT_SEED_STRIDE, spec.episode_length, record=True, workers=workers, progress=progress)
-    if res.num_transitions < size:
-        raise RuntimeError(f"episodes ended early: {res.num_transitions} < {size} transitions")
-    scores = score(res)
-    complete = np.cumsum(res.episode_lengths) <= size
-    return {f: [np.ascontiguousarray(x[:size]) for x in getattr(res, f)] for f in FIELDS} | {"episode_returns": scores[complete]}
 
 
 def _episode_order(rows: int, num_envs: int, length: int, where: Path) -> np.ndarray:
@@ -308,7 +280,7 @@ def _expert_path(args: argparse.Namespace) -> Path | None:
 
 
 def dataset(args: argparse.Namespace) -> None:
-    from omar_lightning.online.matd3 import load_snapshot, snapshot_policy_from_file
+    from omar_lightning.online.matd3 import load_snapshot
 
     env_kwargs = _env_kwargs(args.env_kwarg)
     spec = task_spec(args.task, **env_kwargs)
@@ -353,10 +325,8 @@ def dataset(args: argparse.Namespace) -> None:
     expert = _expert_path(args)
     if expert is not None:
         load_snapshot(expert)  # a bad file is named here, before any worker starts
-        s_random = _random_score(args.task, env_kwargs, args.reference_episodes, ref_seed, args.workers)
-        res = run_episodes_parallel(functools.partial(make_env, args.task, **env_kwargs), functools.partial(snapshot_policy_from_file, expert, 0.0, ref_seed),
-                                    args.reference_episodes, ref_seed, spec.episode_length, workers=args.workers)
-        s_expert = float(score(res).mean())
+        s_random = random_score(args.task, env_kwargs, args.reference_episodes, ref_seed, args.workers)
+        s_expert = snapshot_score(args.task, env_kwargs, expert, args.reference_episodes, ref_seed, args.workers)
         ref = f"S_random: uniform random actions; S_expert: {expert} without noise ({args.reference_episodes} episodes each)"
     elif args.tier == "random":
         s_random, s_expert = reference_returns(args.task, episodes=args.reference_episodes, seed=ref_seed, workers=args.workers, **env_kwargs)
@@ -366,7 +336,7 @@ def dataset(args: argparse.Namespace) -> None:
     meta = {
         "task": args.task, "tier": args.tier, "agent_names": list(spec.agent_names), "s_random": s_random, "s_expert": s_expert,
         "reference": ref, "behaviour": behaviour, "env_kwargs": env_kwargs, "seed": args.seed,
-        "episode_returns": _stats(data["episode_returns"]), "generation_seconds": round(time.perf_counter() - start, 1),
+        "episode_returns": return_stats(data["episode_returns"]), "generation_seconds": round(time.perf_counter() - start, 1),
     }
     if args.task == "halfcheetah_2x3":
         from omar_lightning.envs.halfcheetah import simulator_versions

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from omar_lightning.plots import pyplot as _pyplot
+from omar_lightning.plots import save_figure as _save
 from omar_lightning.reproduce import paper
 from omar_lightning.reproduce.studies import ACTOR_LRS, ACTOR_UPDATES, AGENT_COUNTS, MPE_TASKS, STUDIES, TAUS, TIERS, spread, variant_name
 from omar_lightning.reproduce.summary import LAST_EVALUATIONS, aggregate, load_summaries
@@ -57,16 +59,6 @@ def fmt(agg: dict[str, float] | tuple[float, float] | None, digits: int = 1) -> 
     if agg["n"] == 0:
         return "not run"
     return f"{agg['mean']:.{digits}f} ± {agg['std']:.{digits}f} ({agg['n']})"
-
-
-def _pyplot():
-    """matplotlib's pyplot on the file-only Agg backend (imported when a figure is drawn)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _winner(values: dict[str, float]) -> str:
@@ -123,13 +115,6 @@ def _curves_figure(results: Results, path: Path, panels: list[tuple[str, str]], 
     fig.tight_layout()
     _save(fig, path)
     return True
-
-
-def _save(fig: Any, path: Path) -> None:
-    plt = _pyplot()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, metadata={"Software": None})
-    plt.close(fig)
 
 
 def _agents_figure(results: Results, path: Path) -> bool:
