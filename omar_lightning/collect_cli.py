@@ -325,8 +325,10 @@ def dataset(args: argparse.Namespace) -> None:
     expert = _expert_path(args)
     if expert is not None:
         load_snapshot(expert)  # a bad file is named here, before any worker starts
-        s_random = random_score(args.task, env_kwargs, args.reference_episodes, ref_seed, args.workers)
-        s_expert = snapshot_score(args.task, env_kwargs, expert, args.reference_episodes, ref_seed, args.workers)
+        if progress:
+            print(f"Reference returns: {args.reference_episodes} episodes each of uniform random actions and of {expert} without noise")
+        s_random = random_score(args.task, env_kwargs, args.reference_episodes, ref_seed, args.workers, progress=progress)
+        s_expert = snapshot_score(args.task, env_kwargs, expert, args.reference_episodes, ref_seed, args.workers, progress=progress)
         ref = f"S_random: uniform random actions; S_expert: {expert} without noise ({args.reference_episodes} episodes each)"
     elif args.tier == "random":
         s_random, s_expert = reference_returns(args.task, episodes=args.reference_episodes, seed=ref_seed, workers=args.workers, **env_kwargs)

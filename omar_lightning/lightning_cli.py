@@ -100,7 +100,7 @@ class OMARCLI(LightningCLI):
     The trainer always gets an :class:`~omar_lightning.checkpoint_io.AtomicCheckpointIO` (unless
     the config gives another ``CheckpointIO`` plugin), a
     :class:`~omar_lightning.callbacks.DivergenceGuard`, a :class:`~omar_lightning.callbacks.RunRecord`,
-    for fits a :class:`~omar_lightning.callbacks.RunReport`, the
+    a :class:`~omar_lightning.callbacks.RunReport`, the
     :class:`~omar_lightning.callbacks.UpdateProgressBar` (unless another progress bar is given or
     ``trainer.enable_progress_bar`` is false) and, with ``--tensorboard true`` (the default), a
     TensorBoard logger beside every CSV logger. A fit stops with one line when a required
@@ -143,7 +143,7 @@ class OMARCLI(LightningCLI):
             missing = [cls for cls in required_callbacks(self.model) if not any(isinstance(c, cls) for c in callbacks)]
             if missing:
                 raise ValueError(missing_callbacks_message(missing))
-        for cls in (DivergenceGuard, RunRecord) + ((RunReport,) if fitting else ()):
+        for cls in (DivergenceGuard, RunRecord, RunReport):  # RunReport speaks in fits only; its state is in every checkpoint
             if not any(isinstance(c, cls) for c in callbacks):
                 callbacks.append(cls())
         if kwargs.get("enable_progress_bar", config.get("enable_progress_bar")) is not False and not any(

@@ -334,3 +334,26 @@ def test_help_and_no_command_do_not_load_torch_or_lightning():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-3:] == ["0", "2", "[]"]
     assert "commands:" in proc.stderr  # no command: the list, on stderr, status 2
+
+
+# ------------------------------------------------------------------ progress of dataset collection
+
+BAR = r"\| {n}/{n} \[\d\d:\d\d<\d\d:\d\d, "  # tqdm: done/total [elapsed<remaining, rate]
+
+
+def test_dataset_collection_shows_progress_with_total_and_time_left(capsys, tmp_path):
+    from omar_lightning.data.generate import POLICIES
+
+    main(["collect", "dataset", "--task", "cooperative_navigation", "--tier", "medium", "--policy", str(POLICIES / "cooperative_navigation" / "medium.pt"),
+          "--size", "100", "--reference-episodes", "3", "--out", str(tmp_path / "m.npz")])
+    err = capsys.readouterr().err.replace("\r", "\n")
+    assert re.search(r"episodes: 100%\|.*" + BAR.format(n=4), err), err  # the tier's 4 episodes
+    assert len(re.findall(r"episodes: 100%\|.*" + BAR.format(n=3), err)) == 2, err  # S_random's and S_expert's episodes
+
+
+def test_behaviour_training_shows_progress_with_total_and_time_left(capsys, tmp_path):
+    settings = ["hidden_dim=16", "batch_size=32", "start_steps=100", "update_every=10", "num_envs=2", "eval_episodes=2"]
+    main(["collect", "train", "--task", "cooperative_navigation", "--steps", "200", "--eval-every", "100", "--out", str(tmp_path / "b"),
+          *(a for s in settings for a in ("--set", s))])
+    err = capsys.readouterr().err.replace("\r", "\n")
+    assert re.search(r"MATD3 cooperative_navigation: 100%\|.*\| 200/200 \[\d\d:\d\d<\d\d:\d\d, ", err), err
