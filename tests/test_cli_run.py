@@ -20,6 +20,7 @@ from omar_lightning.data import save_dataset
 from omar_lightning.envs import task_spec
 
 from conftest import TINY, synthetic_dataset, tiny_config
+from test_cli_errors import run_omar  # (exit status, the only error line) of an in-process `omar`
 
 OMAR_SCRIPT = shutil.which("omar", path=os.path.dirname(sys.executable))
 
@@ -36,17 +37,6 @@ def dataset(path: Path, task: str = "cooperative_navigation", n: int = 200, seed
     ds = synthetic_dataset(n=n, obs_dims=spec.obs_dims, act_dims=spec.act_dims, seed=seed, task=task)
     ds.meta.update(agent_names=list(spec.agent_names), env_kwargs=dict(env_kwargs))
     return save_dataset(path, ds)
-
-
-def run_omar(capsys, *args: str) -> tuple[int, str]:
-    """``omar ARGS`` in-process: (exit status, its only error line without the prefix)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("omar: error: ")]
-    assert len(lines) == 1, err
-    return exit_info.value.code, lines[0][len("omar: error: "):]
 
 
 def fit(*args: str) -> None:

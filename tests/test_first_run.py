@@ -87,3 +87,14 @@ def test_the_quickstart_runs_end_to_end_and_ends_with_its_summary(tmp_path):
     assert summary[5] == f"  learning curve    {Path('runs/quickstart/logs/version_0/learning_curve.png')}"
     assert (tmp_path / "runs" / "quickstart" / "checkpoints" / "last.ckpt").is_file()
     assert list((tmp_path / "runs" / "quickstart" / "logs" / "version_0").glob("events.out.tfevents.*"))
+
+
+def test_the_first_use_file_holds_what_omar_collect_writes(tmp_path):
+    from omar_lightning.cli import main
+
+    main(["collect", "dataset", "--task", "cooperative_navigation", "--tier", "medium", "--policy", str(POLICIES / "cooperative_navigation" / "medium.pt"),
+          "--size", "150", "--reference-episodes", "3", "--out", str(tmp_path / "collected.npz"), "--no-progress"])
+    written = write_snapshot_dataset(tmp_path / "first_use.npz", "cooperative_navigation", "medium", 150, seed=0, reference_episodes=3, workers=2)
+    a, b = load_dataset(tmp_path / "collected.npz").meta, load_dataset(written).meta
+    assert a["checksum"] == b["checksum"]  # the same arrays
+    assert (a["s_random"], a["s_expert"], a["episode_returns"]) == (b["s_random"], b["s_expert"], b["episode_returns"])
