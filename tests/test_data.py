@@ -141,8 +141,9 @@ def test_datamodule_missing_dataset_without_generation(tmp_path):
     dm = OfflineDataModule(path=str(tmp_path / "absent.npz"), generate=False)
     with pytest.raises(DatasetError, match="absent.npz \\(data.path\\)"):
         dm.prepare_data()
-    dm = OfflineDataModule(tier="expert", path=str(tmp_path / "absent.npz"))
-    with pytest.raises(DatasetError, match="tier 'expert'"):
+    # medium and expert are written from the shipped snapshots (tests/test_first_run.py); medium-replay cannot be
+    dm = OfflineDataModule(tier="medium_replay", path=str(tmp_path / "absent.npz"))
+    with pytest.raises(DatasetError, match="tier 'medium_replay'"):
         dm.prepare_data()
 
 
