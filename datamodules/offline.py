@@ -124,9 +124,13 @@ class OfflineDataModule(LightningDataModule):
             when ``env_kwargs`` names a variant: :func:`omar_lightning.data.default_path`).
         batch_size: transitions per agent per update.
         seed: seed of the minibatch stream (and of generation).
-        generate: generate a missing dataset in ``prepare_data`` (the random tier needs nothing
-            else; the other tiers need behaviour policies, see ``omar collect``).
+        generate: generate a missing dataset in ``prepare_data``: the random tier from uniform
+            random actions, the medium and expert tiers from the behaviour snapshots shipped in
+            ``omar_lightning/policies/`` for the task (medium-replay, and tasks without shipped
+            snapshots, need ``omar collect``).
         num_transitions: size of a generated dataset.
+        workers: processes sharing the generation of a missing dataset, one core each (the file is
+            the same for any number).
         env_kwargs: keyword arguments of the task's environment; must match the dataset's.
         eval_episodes: evaluation episodes (split over DDP ranks).
         eval_seed: seed of the first evaluation episode; episode k uses eval_seed + k.
@@ -158,6 +162,7 @@ class OfflineDataModule(LightningDataModule):
         seed: int = 0,
         generate: bool = True,
         num_transitions: int = 1_000_000,
+        workers: int = 1,
         env_kwargs: dict[str, Any] | None = None,
         eval_episodes: int = 10,
         eval_seed: int = 1_000_000,
@@ -176,6 +181,7 @@ class OfflineDataModule(LightningDataModule):
             ("eval_episodes", eval_episodes),
             ("reference_episodes", reference_episodes),
             ("reuse_period", reuse_period),
+            ("workers", workers),
         ):
             if value < 1:
                 raise ValueError(f"data.{name} must be >= 1, got {value}")
@@ -189,7 +195,7 @@ class OfflineDataModule(LightningDataModule):
         self.save_hyperparameters()
         self.task, self.tier, self.batch_size, self.seed = task, tier, batch_size, seed
         self.path = Path(path) if path else default_path(task, tier, env_kwargs)
-        self.generate, self.num_transitions = generate, num_transitions
+        self.generate, self.num_transitions, self.workers = generate, num_transitions, workers
         self.env_kwargs = dict(env_kwargs or {})
         self.eval_episodes, self.eval_seed, self.reference_episodes = eval_episodes, eval_seed, reference_episodes
         self.joint_sampling, self.in_sample_next = joint_sampling, in_sample_next
@@ -221,15 +227,14 @@ class OfflineDataModule(LightningDataModule):
             return
         if not self.generate:
             raise DatasetError(f"dataset file not found: {self.path} (data.path); set data.generate: true or run 'omar collect'")
-        if self.tier != "random":
-            raise DatasetError(
-                f"dataset file not found: {self.path} (data.path); tier {self.tier!r} is rolled out from trained "
-                "behaviour policies: create it with 'omar collect' first"
-            )
-        from omar_lightning.data.generate import write_random_dataset
+        from omar_lightning.data.generate import write_random_dataset, write_snapshot_dataset
 
         try:
-            write_random_dataset(self.path, self.task, self.num_transitions, self.seed, self.reference_episodes, **self.env_kwargs)
+            if self.tier == "random":
+                write_random_dataset(self.path, self.task, self.num_transitions, self.seed, self.reference_episodes, self.workers, **self.env_kwargs)
+            else:  # from the shipped behaviour snapshots (medium, expert)
+                write_snapshot_dataset(self.path, self.task, self.tier, self.num_transitions, self.seed, self.reference_episodes, self.workers,
+                                       **self.env_kwargs)
         except OSError as e:
             raise DatasetError(f"cannot write the generated dataset to {self.path} (data.path): {e.strerror or e}") from None
 
@@ -253,9 +258,9 @@ class OfflineDataModule(LightningDataModule):
         if dict(meta.get("env_kwargs") or {}) != self.env_kwargs:
             raise DatasetError(f"{self.path}: dataset env_kwargs {meta.get('env_kwargs')} differ from data.env_kwargs {self.env_kwargs}")
         if self.batch_size > ds.num_transitions:
-            raise ValueError(
-                f"data.batch_size ({self.batch_size}) exceeds the {ds.num_transitions} transitions of {self.path}: "
-                "each agent's minibatch is drawn without replacement"
+            raise DatasetError(
+                f"data.batch_size ({self.batch_size:,}) is larger than the dataset {self.path} ({ds.num_transitions:,} transitions): "
+                "each agent's minibatch is drawn without replacement; give a smaller data.batch_size or a larger dataset"
             )
         self.dataset = ds
         self.store = {
@@ -300,6 +305,7 @@ class OfflineDataModule(LightningDataModule):
             "s_expert": float(meta["s_expert"]),
             "dataset": str(self.path),
             "tier": self.tier,
+            "checksum": meta.get("checksum"),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

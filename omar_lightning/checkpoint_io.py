@@ -11,6 +11,7 @@ it unless the trainer is given another ``CheckpointIO`` plugin.
 from __future__ import annotations
 
 import math
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -23,7 +24,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 from omar_lightning.atomic import atomic_write
 from omar_lightning.errors import CheckpointError, DivergenceError
 
-__all__ = ["AtomicCheckpointIO", "check_checkpoint", "first_nonfinite"]
+__all__ = ["AtomicCheckpointIO", "check_checkpoint", "first_nonfinite", "not_a_checkpoint"]
 
 #: Settings that decide the networks' shapes: a checkpoint only fits a run with the same ones.
 SHAPE_SETTINGS = "model.hidden_dim, model.input_norm, data.task and data.env_kwargs"
@@ -48,6 +49,23 @@ def first_nonfinite(state: dict[str, Any]) -> Optional[str]:
     if not bad.any():
         return None
     return keys[int(bad.nonzero()[0])]
+
+
+def not_a_checkpoint(path: Any) -> Optional[str]:
+    """Why the zip archive at ``path`` is not a PyTorch checkpoint (``"is a dataset file ..."``),
+    judged from its member names; None when it may be one (or is no zip archive at all)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return None
+    if "metadata.npy" in names and any(n.endswith("/obs.npy") for n in names):
+        return "is a dataset file (.npz), not a checkpoint"
+    if names and all(n.endswith(".npy") for n in names):
+        return "is a NumPy .npz archive, not a checkpoint"
+    if not any(n.endswith("data.pkl") for n in names):
+        return "is a zip archive, not a PyTorch checkpoint"
+    return None
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -76,6 +94,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         p = Path(path)
         if not p.is_file():
             raise CheckpointError(f"checkpoint file not found: {path} (ckpt_path)" + (": it is a directory" if p.is_dir() else ""))
+        reason = not_a_checkpoint(p)
+        if reason:
+            raise CheckpointError(f"{path} {reason} (ckpt_path): give a checkpoint written by omar fit")
         try:
             checkpoint = pl_load(path, map_location=map_location, weights_only=weights_only)
         except Exception as e:

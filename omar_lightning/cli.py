@@ -1,76 +1,57 @@
-"""The ``omar`` command: LightningCLI for fit / validate / test; ``omar evaluate`` for checkpoints."""
+"""The ``omar`` command: dispatches to its subcommands and reports bad input in one line.
+
+``omar fit|validate|test`` run LightningCLI (:mod:`omar_lightning.lightning_cli`); the other
+commands are plain argparse programs. Each is imported only when it runs, so ``omar --help``
+and ``omar datasets`` start without loading PyTorch and Lightning.
+"""
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
 from argparse import ArgumentError
 from typing import Any
 
-from lightning_fabric.utilities.exceptions import MisconfigurationException
-from pytorch_lightning import Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.cli import LightningCLI
-from pytorch_lightning.plugins.io import CheckpointIO
+from omar_lightning.errors import DivergenceError
 
-from omar_lightning.callbacks import DivergenceGuard
-from omar_lightning.checkpoint_io import AtomicCheckpointIO
-from omar_lightning.datamodules import OfflineDataModule
-from omar_lightning.errors import CheckpointError, DivergenceError
-from omar_lightning.module import OMAR
+#: Every command with one line each (``omar --help``); the LightningCLI ones first.
+COMMANDS = {
+    "fit": "train a model from a config: omar fit --config configs/quickstart.yaml (--model.*, --data.*, --trainer.*, --ckpt_path)",
+    "validate": "evaluate the policies of a checkpoint in the environment, as at the end of a fit (--ckpt_path)",
+    "test": "the same, logged as test/",
+    "evaluate": "roll out a checkpoint's policies: return and normalized score +- std, a JSON summary, GIF/MP4 renders",
+    "collect": "train MATD3 behaviour policies (collect train) and write dataset tiers (collect dataset)",
+    "datasets": "list, describe, verify, compare with the official tiers and import dataset files (official OMAR files, OG-MARL Vaults, your arrays)",
+    "reproduce": "run the cells of one of the paper's tables or figures (omar reproduce STUDY --list)",
+    "report": "rebuild docs/results.md and its figures from results/",
+}
+LIGHTNING_COMMANDS = ("fit", "validate", "test")
 
 
-def _as_list(value: Any) -> list:
-    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+def help_text() -> str:
+    from omar_lightning import __version__
+
+    width = max(map(len, COMMANDS))
+    lines = [
+        f"usage: omar COMMAND [options]     (omar-lightning {__version__})",
+        "",
+        "Offline multi-agent RL with actor rectification (OMAR) and its baselines on PyTorch Lightning.",
+        "",
+        "commands:",
+        *(f"  {name:<{width}}  {line}" for name, line in COMMANDS.items()),
+        "",
+        "omar COMMAND --help shows a command's options.",
+    ]
+    return "\n".join(lines)
 
 
-class OMARCLI(LightningCLI):
-    """LightningCLI whose model takes its agent sizes from the data module's task.
-
-    The trainer always gets an :class:`~omar_lightning.checkpoint_io.AtomicCheckpointIO` (unless
-    the config gives another ``CheckpointIO`` plugin) and a
-    :class:`~omar_lightning.callbacks.DivergenceGuard` (unless the config lists one).
-    """
-
-    def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments("data.obs_dims", "model.init_args.obs_dims", apply_on="instantiate")
-        parser.link_arguments("data.act_dims", "model.init_args.act_dims", apply_on="instantiate")
-
-    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        config = self._get(self.config_init, "trainer", default={})
-        plugins = _as_list(kwargs.get("plugins", config.get("plugins")))
-        if not any(isinstance(p, CheckpointIO) for p in plugins):
-            plugins.append(AtomicCheckpointIO())
-        callbacks = _as_list(kwargs.get("callbacks", config.get("callbacks")))
-        if not any(isinstance(c, DivergenceGuard) for c in callbacks):
-            callbacks.append(DivergenceGuard())
-        return super().instantiate_trainer(**{**kwargs, "plugins": plugins, "callbacks": callbacks})
-
-    def _require_last_checkpoint(self) -> None:
-        """``validate``/``test --ckpt_path last`` with no last checkpoint is an error, not an untrained model.
-
-        (Lightning only warns and evaluates the freshly initialized networks; ``fit`` keeps that
-        behaviour: it starts from scratch when nothing was saved yet.)
-        """
-        if self._get(self.config_init, "ckpt_path") != "last":
-            return
-        found = [p for cb in self.trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) for p in cb._find_last_checkpoints(self.trainer)]
-        if not found:
-            where = [str(cb.dirpath) for cb in self.trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)]
-            raise CheckpointError(
-                f"--ckpt_path last: no last checkpoint{' in ' + ', '.join(where) if where else ''}; "
-                "give the checkpoint's path (the checkpoint callback's dirpath decides where 'last' is looked for)"
-            )
-
-    before_validate = before_test = _require_last_checkpoint
-
-    def _parse_ckpt_path(self) -> None:
-        """Keep the given config when resuming with ``--ckpt_path``.
-
-        LightningCLI would overwrite the model's settings with those saved in the checkpoint,
-        silently ignoring the config and command line (for example a larger ``max_updates``
-        to continue a run). Here the config is the truth; the checkpoint provides the state.
-        """
+def __getattr__(name: str) -> Any:
+    # ``from omar_lightning.cli import OMARCLI`` (and OMAR, OfflineDataModule) without importing
+    # Lightning for every other command.
+    if name in ("OMARCLI", "OMAR", "OfflineDataModule", "quiet_lightning"):
+        return getattr(importlib.import_module("omar_lightning.lightning_cli"), name)
+    raise AttributeError(f"module 'omar_lightning.cli' has no attribute {name!r}")
 
 
 # Lines of jsonargparse's error reports that only describe its own type machinery.
@@ -141,59 +122,65 @@ def _fail(message: str, status: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``omar`` console script.
 
-    ``omar fit|validate|test ...`` run LightningCLI; ``omar evaluate ...`` evaluates a checkpoint
-    (:mod:`omar_lightning.evaluate_cli`); ``omar collect train|dataset`` trains behaviour policies
-    and writes dataset tiers (:mod:`omar_lightning.collect_cli`); ``omar datasets list|info|verify|compare|import``
-    inspects dataset files (:mod:`omar_lightning.datasets_cli`); ``omar reproduce STUDY`` and
-    ``omar report`` rerun the paper's studies and rebuild docs/results.md (:mod:`omar_lightning.reproduce`). Bad settings, dataset files and
-    checkpoints exit with one line naming the setting or file (status 2); a diverged run exits with
-    one line naming the update and the loss (status 1), as does a failure to read or write a file
-    (a full disk, a permission).
+    ``omar fit|validate|test ...`` run LightningCLI (:mod:`omar_lightning.lightning_cli`);
+    ``omar evaluate ...`` evaluates a checkpoint (:mod:`omar_lightning.evaluate_cli`); ``omar
+    collect train|dataset`` trains behaviour policies and writes dataset tiers
+    (:mod:`omar_lightning.collect_cli`); ``omar datasets list|info|verify|compare|import``
+    inspects, compares and imports dataset files (:mod:`omar_lightning.datasets_cli`); ``omar
+    reproduce STUDY`` and ``omar report`` rerun the paper's studies and rebuild docs/results.md
+    (:mod:`omar_lightning.reproduce`). ``omar``, ``omar --help`` list the commands. Bad settings,
+    dataset files and checkpoints exit with one line naming the setting or file (status 2); a
+    diverged run exits with one line naming the update and the loss (status 1), as does a failure
+    to read or write a file (a full disk, a permission).
     """
     args = sys.argv[1:] if argv is None else list(argv)
-    if args and args[0] == "evaluate":
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(help_text(), file=sys.stdout if args else sys.stderr)
+        raise SystemExit(0 if args else 2)
+    if args[0] == "--version":
+        from omar_lightning import __version__
+
+        print(f"omar-lightning {__version__}")
+        return
+    command = args[0]
+    if command == "evaluate":
         from omar_lightning.evaluate_cli import main as evaluate_main
 
         evaluate_main(args[1:])
         return
-    if args and args[0] == "collect":
+    if command == "collect":
         from omar_lightning.collect_cli import main as collect_main
 
         collect_main(args[1:])
         return
-    if args and args[0] in ("reproduce", "report"):
+    if command in ("reproduce", "report"):
         from omar_lightning.reproduce.cli import report_main, reproduce_main
 
-        (reproduce_main if args[0] == "reproduce" else report_main)(args[1:])
+        (reproduce_main if command == "reproduce" else report_main)(args[1:])
         return
-    if args and args[0] == "datasets":
+    if command == "datasets":
         from omar_lightning.datasets_cli import main as datasets_main
 
         datasets_main(args[1:])
         return
+    if command not in LIGHTNING_COMMANDS and not command.startswith("-"):
+        _fail(f"unknown command {command!r}; the commands are {', '.join(COMMANDS)} (omar --help)", 2)
     try:
-        _run(argv)
+        from omar_lightning.lightning_cli import run
+
+        run(argv)
     except DivergenceError as error:
         _fail(one_line(error), 1)
     except (ArgumentError, ValueError, FileNotFoundError) as error:
         _fail(one_line(error), 2)
-    except MisconfigurationException as error:
-        _fail(f"trainer: {one_line(error)}", 2)
     except OSError as error:
         _fail(one_line(error), 1)
+    except Exception as error:
+        from lightning_fabric.utilities.exceptions import MisconfigurationException
 
-
-def _run(argv: list[str] | None) -> None:
-    OMARCLI(
-        OMAR,
-        OfflineDataModule,
-        subclass_mode_model=True,
-        save_config_kwargs={"overwrite": True},
-        auto_configure_optimizers=False,
-        trainer_defaults={"max_epochs": -1, "num_sanity_val_steps": 0},
-        parser_kwargs={"exit_on_error": False},  # errors reach main() and are reported in one line
-        args=argv,  # None: the command line
-    )
+        if isinstance(error, MisconfigurationException):
+            _fail(f"trainer: {one_line(error)}", 2)
+        raise
 
 
 if __name__ == "__main__":

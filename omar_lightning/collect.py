@@ -38,6 +38,7 @@ __all__ = [
     "expert_score",
     "random_score",
     "reference_returns",
+    "rollout_tier",
 ]
 
 #: Episode seeds of :func:`collect_random_tier` start at ``(seed + 1) * COLLECT_SEED_STRIDE``.
@@ -95,23 +96,24 @@ def _maker(task: str, env_kwargs: dict[str, Any]) -> Callable[[], Any]:
     return functools.partial(make_env, task, **env_kwargs)
 
 
-def _play_score(task: str, env_kwargs: dict[str, Any], make_policy: Callable[[], Policy], episodes: int, seed: int, workers: int) -> float:
+def _play_score(task: str, env_kwargs: dict[str, Any], make_policy: Callable[[], Policy], episodes: int, seed: int, workers: int,
+                progress: bool = False) -> float:
     spec = task_spec(task, **env_kwargs)
     result = run_episodes_parallel(_maker(task, env_kwargs), make_policy, num_episodes=episodes, seed=seed,
-                                   episode_length=spec.episode_length, workers=workers)
+                                   episode_length=spec.episode_length, workers=workers, progress=progress)
     return float(score(result).mean())
 
 
-def random_score(task: str, episodes: int = 200, seed: int = 10_000, workers: int = 1, **env_kwargs: Any) -> float:
+def random_score(task: str, episodes: int = 200, seed: int = 10_000, workers: int = 1, progress: bool = False, **env_kwargs: Any) -> float:
     """``S_random``: mean score of uniform random actions in ``[-1, 1]`` (generator seeded
-    ``seed``) over episodes seeded ``seed, seed + 1, ...``."""
+    ``seed``) over episodes seeded ``seed, seed + 1, ...`` (``progress``: a bar over them)."""
     _check_args(task, episodes)
     act_dim = max(task_spec(task, **env_kwargs).act_dims)
-    return _play_score(task, env_kwargs, functools.partial(seeded_uniform_random_policy, seed, act_dim), episodes, seed, workers)
+    return _play_score(task, env_kwargs, functools.partial(seeded_uniform_random_policy, seed, act_dim), episodes, seed, workers, progress)
 
 
 def expert_score(task: str, episodes: int = 200, seed: int = 10_000, workers: int = 1, snapshot: str | None = None,
-                 **env_kwargs: Any) -> float:
+                 progress: bool = False, **env_kwargs: Any) -> float:
     """``S_expert``: mean score of the task's scripted expert (:data:`EXPERT_POLICIES`), or of the
     MATD3 policy ``snapshot`` without noise, over episodes seeded ``seed, seed + 1, ...``."""
     _check_args(task, episodes)
@@ -122,7 +124,7 @@ def expert_score(task: str, episodes: int = 200, seed: int = 10_000, workers: in
         make_policy = functools.partial(snapshot_policy_from_file, snapshot, 0.0, seed)
     else:
         make_policy = functools.partial(expert_policy, task, **env_kwargs)
-    return _play_score(task, env_kwargs, make_policy, episodes, seed, workers)
+    return _play_score(task, env_kwargs, make_policy, episodes, seed, workers, progress)
 
 
 def reference_returns(
@@ -220,3 +222,23 @@ def collect_random_tier(
         "episode_returns": scores[complete],
         "agent_names": list(spec.agent_names),
     }
+
+
+def rollout_tier(task: str, policy: Any, size: int, seed: int, noise: float, env_kwargs: dict[str, Any], progress: bool,
+                 workers: int = 1) -> dict[str, Any]:
+    """``size`` transitions of the snapshot ``policy`` with Gaussian noise ``noise`` (whole episodes
+    seeded ``(seed + 1) * 1,000,000 + k``, cut to ``size`` rows), played by ``workers`` processes
+    with the same result: per-agent ``obs``, ``actions``, ``rewards``, ``next_obs``, ``dones`` and
+    the scores of the whole episodes (``episode_returns``)."""
+    from omar_lightning.data.format import FIELDS
+    from omar_lightning.online.matd3 import snapshot_policy_from_file
+
+    spec = task_spec(task, **env_kwargs)
+    n_episodes = -(-size // spec.episode_length)
+    res = run_episodes_parallel(_maker(task, env_kwargs), functools.partial(snapshot_policy_from_file, policy, noise, seed),
+                                n_episodes, (seed + 1) * COLLECT_SEED_STRIDE, spec.episode_length, record=True, workers=workers, progress=progress)
+    if res.num_transitions < size:
+        raise RuntimeError(f"episodes ended early: {res.num_transitions} < {size} transitions")
+    scores = score(res)
+    complete = np.cumsum(res.episode_lengths) <= size
+    return {f: [np.ascontiguousarray(x[:size]) for x in getattr(res, f)] for f in FIELDS} | {"episode_returns": scores[complete]}

@@ -29,7 +29,6 @@ the task's scripted reference expert.
 from __future__ import annotations
 
 import argparse
-import functools
 import shutil
 import sys
 import time
@@ -38,11 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from omar_lightning.collect import COLLECT_SEED_STRIDE, collect_random_tier, expert_score, random_score, reference_returns
+from omar_lightning.collect import collect_random_tier, expert_score, random_score, reference_returns, rollout_tier
 from omar_lightning.data.episodes import return_stats, whole_episode_returns
 from omar_lightning.data.format import FIELDS, OfflineDataset, save_dataset
-from omar_lightning.envs import TASKS, make_env, task_spec
-from omar_lightning.envs.rollout import run_episodes_parallel, score
+from omar_lightning.envs import TASKS, task_spec
 
 TIERS = ("random", "medium_replay", "medium", "expert")
 
@@ -204,11 +202,6 @@ def train(args: argparse.Namespace) -> None:
         print(f"{name}: {out / info['file']} (score {info['score']:.2f}, from {info['from']})")
 
 
-def _random_score(task: str, env_kwargs: dict[str, Any], episodes: int, seed: int, workers: int = 1) -> float:
-    """Mean score of uniform random actions (generator seeded ``seed``) over episodes ``seed, seed + 1, ...``."""
-    return random_score(task, episodes, seed, workers, **env_kwargs)
-
-
 def _final_levels(out: Path, index: dict[str, Any], wanted: dict[str, float], episodes: int, eval_seed: int) -> None:
     snaps = index["snapshots"]
     if not snaps:
@@ -217,7 +210,7 @@ def _final_levels(out: Path, index: dict[str, Any], wanted: dict[str, float], ep
     shutil.copyfile(out / best["file"], out / "expert.pt")
     index["levels"]["expert"] = {"file": "expert.pt", "from": best["file"], "score": best["score"], "target": "best"}
     if "medium" not in wanted:
-        s_random = _random_score(index["task"], index["env_kwargs"], episodes, eval_seed)
+        s_random = random_score(index["task"], episodes, eval_seed, **index["env_kwargs"])
         index["random_score"] = s_random
         half = s_random + 0.5 * (best["score"] - s_random)
         med = next((s for s in snaps if s["score"] >= half), best)
@@ -234,22 +227,6 @@ def _read_json(path: Path, default: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- dataset
-def rollout_tier(task: str, policy: Path, size: int, seed: int, noise: float, env_kwargs: dict[str, Any], progress: bool,
-                 workers: int = 1) -> dict[str, Any]:
-    """``size`` transitions of the snapshot ``policy`` with Gaussian noise ``noise`` (whole episodes
-    seeded ``(seed + 1) * 1,000,000 + k``, cut to ``size`` rows), played by ``workers`` processes
-    with the same result."""
-    from omar_lightning.online.matd3 import snapshot_policy_from_file
-
-    spec = task_spec(task, **env_kwargs)
-    n_episodes = -(-size // spec.episode_length)
-    res = run_episodes_parallel(functools.partial(make_env, task, **env_kwargs), functools.partial(snapshot_policy_from_file, policy, noise, seed),
-                                n_episodes, (seed + 1) * COLLECT_SEED_STRIDE, spec.episode_length, record=True, workers=workers, progress=progress)
-    if res.num_transitions < size:
-        raise RuntimeError(f"episodes ended early: {res.num_transitions} < {size} transitions")
-    scores = score(res)
-    complete = np.cumsum(res.episode_lengths) <= size
-    return {f: [np.ascontiguousarray(x[:size]) for x in getattr(res, f)] for f in FIELDS} | {"episode_returns": scores[complete]}
 
 
 def _episode_order(rows: int, num_envs: int, length: int, where: Path) -> np.ndarray:
@@ -336,8 +313,10 @@ def dataset(args: argparse.Namespace) -> None:
     expert = _expert_path(args)
     if expert is not None:
         _matching_snapshot(expert, args.task, env_kwargs)  # a bad file is named here, before any worker starts
-        s_random = _random_score(args.task, env_kwargs, args.reference_episodes, ref_seed, args.workers)
-        s_expert = expert_score(args.task, args.reference_episodes, ref_seed, args.workers, snapshot=expert, **env_kwargs)
+        if progress:
+            print(f"Reference returns: {args.reference_episodes} episodes each of uniform random actions and of {expert} without noise")
+        s_random = random_score(args.task, args.reference_episodes, ref_seed, args.workers, progress=progress, **env_kwargs)
+        s_expert = expert_score(args.task, args.reference_episodes, ref_seed, args.workers, snapshot=expert, progress=progress, **env_kwargs)
         ref = f"S_random: uniform random actions; S_expert: {expert} without noise ({args.reference_episodes} episodes each)"
     elif args.tier == "random":
         s_random, s_expert = reference_returns(args.task, episodes=args.reference_episodes, seed=ref_seed, workers=args.workers, **env_kwargs)

@@ -76,6 +76,11 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
         raise EvaluateError(f"cannot read checkpoint {path}: the file is empty")
     if not zipfile.is_zipfile(path):  # torch.save and Lightning write zip archives
         raise EvaluateError(f"cannot read checkpoint {path}: not a PyTorch checkpoint file (truncated, or another kind of file?)")
+    from omar_lightning.checkpoint_io import not_a_checkpoint
+
+    reason = not_a_checkpoint(path)
+    if reason:
+        raise EvaluateError(f"{path} {reason} (--ckpt_path): give a checkpoint written by omar fit, such as runs/quickstart/checkpoints/last.ckpt")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # unpickling, archive and permission errors alike

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from pytorch_lightning.utilities import rank_zero_info
 from torchmetrics import MeanMetric
+from tqdm import tqdm
 
 from omar_lightning.envs import make_env
 from omar_lightning.envs.rollout import RolloutResult, run_episodes, score
@@ -118,7 +119,13 @@ def evaluate_and_log(pl_module: Any, prefix: str, verbose: bool = True) -> dict[
         row = {f"{prefix}/{name}": value for name, value in out.items()}
         row["updates"] = pl_module.updates
         for logger in trainer.loggers:
-            logger.log_metrics(row, step=max(pl_module.updates - 1, 0))  # the step of that update's training row
-    if verbose:
-        rank_zero_info(f"[{prefix}] update {pl_module.updates:>6}: return {out['return']:.2f}, normalized score {out['normalized_score']:.1f}")
+            logger.log_metrics(row, step=pl_module.updates)  # logs are indexed by update, as the training rows
+        if verbose:
+            # above the progress bar, which stays whole
+            tqdm.write(f"[{prefix}] update {pl_module.updates:>6}: return {out['return']:.2f}, normalized score {out['normalized_score']:.1f}",
+                       file=sys.stderr)
+    for callback in trainer.callbacks:  # e.g. RunReport keeps the curve
+        hook = getattr(callback, "on_evaluation", None)
+        if callable(hook):
+            hook(trainer, pl_module, prefix, dict(out))
     return out

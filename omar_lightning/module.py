@@ -243,6 +243,7 @@ class OMAR(LightningModule):
         if self._trainer is not None and self.updates % self._trainer.log_every_n_steps == 0:
             self.log_dict(metrics, on_step=True, on_epoch=False)
             self.log("updates", float(self.updates), on_step=True, on_epoch=False, prog_bar=True)
+            self.log("step", float(self.updates), on_step=True, on_epoch=False)  # the loggers' step: logs are indexed by update
 
     trains_critic = True
 

@@ -144,8 +144,9 @@ def test_datamodule_missing_dataset_without_generation(tmp_path):
     dm = OfflineDataModule(path=str(tmp_path / "absent.npz"), generate=False)
     with pytest.raises(DatasetError, match="absent.npz \\(data.path\\)"):
         dm.prepare_data()
-    dm = OfflineDataModule(tier="expert", path=str(tmp_path / "absent.npz"))
-    with pytest.raises(DatasetError, match="tier 'expert'"):
+    # medium and expert are written from the shipped snapshots (tests/test_first_run.py); medium-replay cannot be
+    dm = OfflineDataModule(tier="medium_replay", path=str(tmp_path / "absent.npz"))
+    with pytest.raises(DatasetError, match="tier 'medium_replay'"):
         dm.prepare_data()
 
 
@@ -240,7 +241,7 @@ def test_minibatch_settings_are_checked(kwargs, message):
 
 def test_batch_larger_than_the_dataset_is_refused(dataset_file):
     dm = OfflineDataModule(path=str(dataset_file), batch_size=257, generate=False)
-    with pytest.raises(ValueError, match=r"data.batch_size \(257\) exceeds the 256 transitions of .*coop.npz: each agent's minibatch is drawn without replacement"):
+    with pytest.raises(ValueError, match=r"data.batch_size \(257\) is larger than the dataset .*coop.npz \(256 transitions\): each agent's minibatch is drawn without replacement; give a smaller data.batch_size or a larger dataset"):
         dm.setup("fit")
 
 

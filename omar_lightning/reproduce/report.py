@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from omar_lightning.plots import pyplot as _pyplot
+from omar_lightning.plots import save_figure as _save
 from omar_lightning.reproduce import paper
 from omar_lightning.reproduce.studies import ACTOR_LRS, ACTOR_UPDATES, AGENT_COUNTS, MPE_TASKS, STUDIES, TAUS, TIERS, spread, variant_name
 from omar_lightning.reproduce.summary import LAST_EVALUATIONS, aggregate, load_summaries, update_version
@@ -93,16 +95,6 @@ def fmt(agg: dict[str, float] | tuple[float, float] | None, digits: int = 1) -> 
     return f"{agg['mean']:.{digits}f} ± {agg['std']:.{digits}f} ({agg['n']})" + (OLD if agg.get("stale") else "")
 
 
-def _pyplot():
-    """matplotlib's pyplot on the file-only Agg backend (imported when a figure is drawn)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _winner(values: dict[str, float]) -> str:
     finite = {k: v for k, v in values.items() if v is not None and not math.isnan(v)}
     if not finite:
@@ -158,13 +150,6 @@ def _curves_figure(results: Results, path: Path, panels: list[tuple[str, str]], 
     fig.tight_layout()
     _save(fig, path)
     return True
-
-
-def _save(fig: Any, path: Path) -> None:
-    plt = _pyplot()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, metadata={"Software": None})
-    plt.close(fig)
 
 
 def _agents_figure(results: Results, path: Path) -> bool:
