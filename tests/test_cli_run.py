@@ -218,7 +218,7 @@ def test_logs_are_indexed_by_update(workdir):
     training = [r for r in rows if r.get("critic/loss")]
     evals = [r for r in rows if r.get("eval/return")]
     assert [int(r["step"]) for r in training] == [2, 4, 6]
-    assert [(int(r["step"]), int(float(r["updates"]))) for r in evals] == [(3, 3), (6, 6)]
+    assert [(int(r["step"]), int(float(r["updates"]))) for r in evals] == [(0, 0), (3, 3), (6, 6)]  # the evaluation before the first update, then every 3
     assert all(int(r["step"]) == int(float(r["updates"])) for r in rows)
 
 
