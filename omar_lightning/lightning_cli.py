@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from typing import Any
 
@@ -213,7 +214,11 @@ class OMARCLI(LightningCLI):
 
 
 def run(argv: list[str] | None) -> None:
-    """``omar fit|validate|test ARGS`` (``argv`` None: the command line)."""
+    """``omar fit|validate|test ARGS`` (``argv`` None: the command line). A committed cell config
+    given alone runs on its bases (:func:`omar_lightning.reproduce.studies.with_bases`)."""
+    from omar_lightning.reproduce.studies import with_bases
+
+    argv = with_bases(sys.argv[1:] if argv is None else list(argv))
     quiet_lightning()
     OMARCLI(
         OMAR,

@@ -171,3 +171,28 @@ def test_a_path_that_is_not_a_cell_config_is_refused():
         config_chain("medium.yaml")
     with pytest.raises(ValueError, match="task 'chess' is in no task family"):
         config_chain("configs/omar/chess/medium.yaml")
+
+
+def test_a_cell_given_alone_runs_on_its_bases():
+    from omar_lightning.reproduce.studies import with_bases
+
+    cell = "configs/omar/cooperative_navigation_n2/medium_replay.yaml"
+    chain = ["configs/base/mpe.yaml", "configs/base/cooperative_navigation_n2.yaml", "configs/omar/mpe.yaml", cell]
+    expanded = [a for p in chain for a in ("--config", p)]
+    assert with_bases(["fit", "--config", cell, "--seed_everything", "3"]) == ["fit", *expanded, "--seed_everything", "3"]
+    assert with_bases(["fit", f"--config={cell}"]) == ["fit", *expanded]
+    assert with_bases(["fit", *expanded]) == ["fit", *expanded]  # the chain given by hand stays as it is
+    for own in ("configs/quickstart.yaml", "configs/base/mpe.yaml", "my/run.yaml"):
+        assert with_bases(["fit", "-c", own]) == ["fit", "-c", own]
+
+
+def test_omar_fit_on_a_lone_cell_resolves_as_its_chain(capsys):
+    cell = "configs/macql/world/medium.yaml"
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "--config", cell, "--print_config"])
+    assert stop.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    expected = compose(ROOT, config_chain(cell))
+    assert printed["model"]["init_args"]["cql_alpha"] == expected["model"]["init_args"]["cql_alpha"] == 0.5
+    assert printed["data"]["env_kwargs"] == {"variant": "official"} and printed["data"]["task"] == "world"
+    assert printed["trainer"]["callbacks"][2]["init_args"]["dirpath"] == "runs/macql/world/medium/checkpoints"

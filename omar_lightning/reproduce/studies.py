@@ -65,6 +65,45 @@ def config_chain(config: str) -> tuple[str, ...]:
     return (str(root / "base" / f"{name}.yaml"), *own, str(root / algorithm / f"{name}.yaml"), config)
 
 
+def cell_chain(config: str) -> tuple[str, ...] | None:
+    """:func:`config_chain` of ``config`` when it is a committed cell whose base files exist
+    (``<root>/base/<family>.yaml`` beside ``<root>/<algorithm>/``), else None (a config of one's
+    own, a base, ``quickstart.yaml``)."""
+    path = Path(config)
+    if len(path.parts) < 3 or path.parent.parent.name == "base":
+        return None
+    try:
+        chain = config_chain(config)
+    except ValueError:  # a folder that is no task of a family
+        return None
+    return chain if all(Path(p).is_file() for p in chain) else None
+
+
+def with_bases(args: list[str]) -> list[str]:
+    """Command-line arguments of ``omar fit|validate|test`` with each committed cell config given
+    alone (``--config configs/omar/world/expert.yaml``) preceded by its bases, so a cell runs by its
+    own name; a cell whose bases are already given before it is left as it is."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("--config", "-c") and i + 1 < len(args):
+            flag, value, i = arg, args[i + 1], i + 2
+        elif arg.startswith("--config="):
+            flag, value, i = "--config", arg.split("=", 1)[1], i + 1
+        else:
+            out.append(arg)
+            i += 1
+            continue
+        given = {out[k + 1] for k in range(len(out) - 1) if out[k] in ("--config", "-c")}
+        chain = cell_chain(value) or (value,)
+        for path in chain[:-1]:
+            if path not in given:
+                out += [flag, path]
+        out += [flag, value]
+    return out
+
+
 # Overrides are dotted keys into the config; these are the ones the studies vary.
 _KEYS = {
     "sampler": "model.init_args.refinement.sampler",
