@@ -7,7 +7,8 @@ import yaml
 from omar_lightning.data import OfflineDataset, save_dataset
 
 
-def synthetic_dataset(n: int = 256, obs_dims=(18, 18, 18), act_dims=(2, 2, 2), seed: int = 0, task="cooperative_navigation") -> OfflineDataset:
+def synthetic_dataset(n: int = 256, obs_dims=(18, 18, 18), act_dims=(2, 2, 2), seed: int = 0, task="cooperative_navigation",
+                      env_kwargs=None) -> OfflineDataset:
     rng = np.random.default_rng(seed)
     names = [f"agent_{i}" for i in range(len(obs_dims))]
     f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
@@ -17,7 +18,7 @@ def synthetic_dataset(n: int = 256, obs_dims=(18, 18, 18), act_dims=(2, 2, 2), s
         rewards=[f32(n) for _ in obs_dims],
         next_obs=[f32(n, d) for d in obs_dims],
         dones=[(rng.random(n) < 0.05).astype(np.float32) for _ in obs_dims],
-        meta={"task": task, "tier": "random", "agent_names": names, "s_random": -10.0, "s_expert": 30.0, "env_kwargs": {}},
+        meta={"task": task, "tier": "random", "agent_names": names, "s_random": -10.0, "s_expert": 30.0, "env_kwargs": dict(env_kwargs or {})},
     )
 
 

@@ -13,7 +13,8 @@ from omar_lightning.evaluate_cli import main as evaluate_main
 from omar_lightning.datamodules import OfflineDataModule
 from omar_lightning.losses import bc_loss, td3bc_actor_loss
 
-from conftest import config_args
+from conftest import config_args, synthetic_dataset
+from omar_lightning.data import save_dataset
 from test_module import Spy, batch_for, fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +100,9 @@ def test_matd3bc_actor_uses_the_dataset_action_not_refinement(monkeypatch):
     [("macql/cooperative_navigation/random", "MACQL"), ("matd3bc/cooperative_navigation/random", "MATD3BC"),
      ("bc/cooperative_navigation/random", "BC"), ("omar/cooperative_navigation/medium_centralized", "OMAR")],
 )
-def test_short_fit_of_shipped_configs(config, cls, tmp_path, monkeypatch, dataset_file):
+def test_short_fit_of_shipped_configs(config, cls, tmp_path, monkeypatch):
+    # the shipped cells run on the official variant: a dataset made there
+    dataset_file = save_dataset(tmp_path / "coop_official.npz", synthetic_dataset(env_kwargs={"variant": "official"}))
     monkeypatch.chdir(tmp_path)
     main(["fit", *config_args(ROOT / "configs" / f"{config}.yaml"), "--data.path", str(dataset_file), "--data.generate", "false",
           "--data.batch_size", "32", "--data.eval_episodes", "2", "--model.max_updates", "3", "--model.hidden_dim", "16",

@@ -20,9 +20,9 @@ from test_module import fit
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def episodic_dataset(n=200, episode=25):
+def episodic_dataset(n=200, episode=25, env_kwargs=None):
     """Synthetic data whose next_obs continue into the next row within 25-step episodes."""
-    ds = synthetic_dataset(n=n)
+    ds = synthetic_dataset(n=n, env_kwargs=env_kwargs)
     for i in range(len(ds.obs)):
         ds.next_obs[i][:-1] = ds.obs[i][1:]
         ends = np.arange(episode - 1, n, episode)
@@ -86,7 +86,7 @@ def test_maicq_fit_needs_in_sample_next_and_moves_both_networks(tmp_path):
 
 
 def test_shipped_maicq_config_fits(tmp_path, monkeypatch):
-    path = save_dataset(tmp_path / "ep.npz", episodic_dataset())
+    path = save_dataset(tmp_path / "ep.npz", episodic_dataset(env_kwargs={"variant": "official"}))  # the shipped cells' variant
     monkeypatch.chdir(tmp_path)
     main(["fit", *config_args(ROOT / "configs/maicq/cooperative_navigation/random.yaml"), "--data.path", str(path), "--data.generate", "false",
           "--data.batch_size", "32", "--data.eval_episodes", "2", "--model.max_updates", "2", "--model.hidden_dim", "16",
