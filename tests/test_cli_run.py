@@ -227,7 +227,9 @@ def _scalars(log_dir: Path, tag: str) -> list[tuple[int, float]]:
 
     acc = EventAccumulator(str(log_dir))
     acc.Reload()
-    return [(e.step, e.value) for e in acc.Scalars(tag)]
+    # by step: a resumed run writes a second event file, and files created within the same second
+    # are read in the order of their names' process ids, not of their creation
+    return sorted((e.step, e.value) for e in acc.Scalars(tag))
 
 
 def test_a_resumed_run_continues_its_own_logs(workdir):
