@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from omar_lightning.cli import OMARCLI  # noqa: E402
 from omar_lightning.datamodules import OfflineDataModule  # noqa: E402
-from omar_lightning.module import OMAR  # noqa: E402
+from omar_lightning.base import OfflineAlgorithm  # noqa: E402
 from omar_lightning.reproduce.runner import cell_config  # noqa: E402
 from omar_lightning.reproduce.studies import STUDIES, Cell  # noqa: E402
 from omar_lightning.reproduce.summary import read_summary  # noqa: E402
@@ -111,7 +111,7 @@ def measure(config: dict[str, Any], synthetic: Path, args, work: Path) -> dict[s
 
     t0 = time.perf_counter()
     cli = OMARCLI(
-        OMAR, OfflineDataModule, subclass_mode_model=True, auto_configure_optimizers=False, run=False,
+        OfflineAlgorithm, OfflineDataModule, subclass_mode_model=True, auto_configure_optimizers=False, run=False,
         trainer_defaults={"max_epochs": -1, "num_sanity_val_steps": 0}, save_config_callback=None, args=["--config", str(path)],
     )
     timer = PhaseTimer()

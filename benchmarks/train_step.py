@@ -38,7 +38,7 @@ from omar_lightning.nets import TwinCritic
 
 # Each algorithm's class and the settings that change its cost; the yardstick exists for OMAR and MA-CQL.
 ALGORITHMS = {
-    "omar": (OMAR, {"tau": 1.0, "cql_alpha": 0.5}),
+    "omar": (OMAR, {"tau": 1.0, "cql_alpha": 0.5, "refinement": Refinement()}),
     "macql": (MACQL, {"cql_alpha": 0.5}),
     "matd3bc": (MATD3BC, {}),
     "maicq": (MAICQ, {}),
@@ -87,9 +87,8 @@ def time_trainer(path: Path, model: OMAR, args) -> float:
 def bare_loop(model: OMAR, stream: MinibatchStream, args) -> float:
     device = torch.device(args.device if args.device != "gpu" else "cuda")
     model = model.to(device)
-    actor_opt = torch.optim.Adam(model.actor.parameters(), lr=model.hparams.actor_lr)
-    critic_opt = torch.optim.Adam(model.critic.parameters(), lr=model.hparams.critic_lr)
-    model.optimizers = lambda: (actor_opt, critic_opt)
+    optimizers = model.configure_optimizers()  # the actors', then the critics' where there are critics
+    model.optimizers = lambda: optimizers
     model.manual_backward = lambda loss: loss.backward()
     model.toggle_optimizer = model.untoggle_optimizer = lambda opt: None
     model.log = model.log_dict = lambda *a, **k: None
@@ -100,7 +99,8 @@ def bare_loop(model: OMAR, stream: MinibatchStream, args) -> float:
         batch = {k: v.to(device, non_blocking=True) for k, v in stream.batch(u).items()}
         model.training_step(batch, u)
         with torch.no_grad():
-            torch._foreach_lerp_(target, online, 0.01)
+            if target:  # BC has no target networks
+                torch._foreach_lerp_(target, online, 0.01)
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter())
@@ -228,7 +228,7 @@ def main() -> None:
         dm.setup("fit")
         stream = MinibatchStream(dm.store, args.batch_size, seed=0)
         cls, settings = ALGORITHMS[args.algorithm]
-        hp = dict(obs_dims=obs_dims, act_dims=act_dims, hidden_dim=args.hidden, refinement=Refinement(), **settings)
+        hp = dict(obs_dims=obs_dims, act_dims=act_dims, hidden_dim=args.hidden, **settings)
         results = {}
         if "sampling" in cases:
             results["sampling"] = sampling(stream, args)

@@ -32,4 +32,5 @@ class SoftTargetUpdate(Callback):
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        torch._foreach_lerp_(self._target, self._online, self.rho)
+        if self._target:  # an actor-only algorithm (BC) has no target networks
+            torch._foreach_lerp_(self._target, self._online, self.rho)

@@ -13,11 +13,14 @@ __version__ = "0.1.0"
 
 #: Public name -> module defining it.
 _EXPORTS = {
+    "ActorCritic": "omar_lightning.base",
     "BC": "omar_lightning.baselines",
+    "ConservativeActorCritic": "omar_lightning.cql",
     "MACQL": "omar_lightning.baselines",
     "MAICQ": "omar_lightning.baselines",
     "MATD3BC": "omar_lightning.baselines",
     "OMAR": "omar_lightning.module",
+    "OfflineAlgorithm": "omar_lightning.base",
     "Refinement": "omar_lightning.refinement",
 }
 __all__ = [*_EXPORTS, "__version__"]

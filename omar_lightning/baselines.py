@@ -1,36 +1,49 @@
-"""The paper's baselines on OMAR's networks, data path and callbacks (select with ``model.class_path``)."""
+"""The paper's baselines, siblings of OMAR on the same networks, data path and callbacks (select
+with ``model.class_path``). Each writes its own losses and settings over :mod:`omar_lightning.base`."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import torch
 from torch import Tensor
 
-import torch
+from omar_lightning.base import ActorCritic, OfflineAlgorithm, check_setting
+from omar_lightning.cql import ConservativeActorCritic
+from omar_lightning.losses import actor_loss, bc_loss, icq_actor_loss, icq_critic_loss, td3bc_actor_loss
 
-from omar_lightning.losses import bc_loss, icq_actor_loss, icq_critic_loss, td3bc_actor_loss
-from omar_lightning.module import OMAR
 
+class MACQL(ConservativeActorCritic):
+    """MA-CQL: OMAR's conservative twin critics with the plain policy-gradient actor (OMAR at tau = 0).
 
-class MACQL(OMAR):
-    """MA-CQL: OMAR's conservative twin critics with the plain policy-gradient actor (tau = 0).
-
-    Takes every setting of :class:`OMAR`; ``tau`` must be 0 (no refinement runs).
+    Args:
+        tau: fixed at 0 (taken so that a config written for OMAR's settings says so; no refinement runs).
+        action_l2: weight of mean(pi(o)^2) in the actor loss.
+        **kwargs: the critics' and actors' settings, as :class:`omar_lightning.OMAR`.
     """
 
-    def __init__(self, obs_dims: list[int], act_dims: list[int], tau: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, obs_dims: list[int], act_dims: list[int], tau: float = 0.0, action_l2: float = 1e-3, **kwargs: Any) -> None:
         if tau != 0.0:
             raise ValueError(f"model.tau is fixed at 0 for MACQL, got {tau!r}; use OMAR for tau > 0")
-        super().__init__(obs_dims, act_dims, tau=0.0, **kwargs)
+        check_setting("action_l2", 0 <= action_l2 < math.inf, action_l2, "finite and >= 0")
+        super().__init__(obs_dims, act_dims, **kwargs)
+
+    def actor_objective(self, obs: Tensor, act: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """-mean(Q1(o, pi)) plus the action penalty (Eq. 2 at tau = 0)."""
+        pi = self.actor(obs)
+        q_pi = self.critic.q1(self.critic_input(obs, act), pi)
+        return actor_loss(pi, q_pi, None, 0.0, self.hparams.action_l2, self.act_dims_t)
 
 
-class MATD3BC(OMAR):
+class MATD3BC(ConservativeActorCritic):
     """MA-TD3+BC: TD3 critics (no CQL penalty by default) and TD3+BC's actor on the dataset action.
 
     Args:
         bc_alpha: TD3+BC's alpha; each agent's Q term is scaled by bc_alpha / mean|Q1(o, pi)|.
         cql_alpha: CQL weight of the critics (0: plain TD3+BC).
-        Other settings as :class:`OMAR` (``tau`` and ``refinement`` are unused).
+        **kwargs: the other critics' and actors' settings, as :class:`omar_lightning.OMAR`
+            (``target_noise`` is TD3's target policy smoothing).
     """
 
     def __init__(self, obs_dims: list[int], act_dims: list[int], bc_alpha: float = 2.5, cql_alpha: float = 0.0, **kwargs: Any) -> None:
@@ -44,21 +57,27 @@ class MATD3BC(OMAR):
         return td3bc_actor_loss(pi, q_pi, act, self.hparams.bc_alpha, self.act_dims_t)
 
 
-class BC(OMAR):
+class BC(OfflineAlgorithm):
     """Behaviour cloning of every agent's dataset actions: the floor of the comparisons.
 
-    Only the actors are trained (the critics are kept for a uniform checkpoint layout but never
-    stepped). Settings as :class:`OMAR`; only the actor's (``actor_lr``, ``hidden_dim``,
-    ``grad_clip``, ``input_norm``, ``max_updates``) matter.
+    Actors only (no critics, no target networks). Settings: the actors' (``hidden_dim``,
+    ``actor_lr``, ``grad_clip``, ``input_norm``, ``max_updates``, ``actor_updates``) of
+    :class:`omar_lightning.base.OfflineAlgorithm`.
     """
-
-    trains_critic = False
 
     def actor_objective(self, obs: Tensor, act: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         return bc_loss(self.actor(obs), act, self.act_dims_t)
 
+    def upgrade_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints written before BC lost its critics also hold never-stepped critics and
+        target networks: dropped, the actors load as they were trained."""
+        state = checkpoint.get("state_dict")
+        if isinstance(state, dict):
+            for key in [k for k in state if k.startswith(("critic.", "critic_target.", "actor_target.", "context."))]:
+                del state[key]
 
-class MAICQ(OMAR):
+
+class MAICQ(ActorCritic):
     """MA-ICQ (Yang et al., 2021, "Believe what you see"), decentralized, on OMAR's networks.
 
     Our reading of ICQ for continuous actions and a deterministic policy: everything stays in the
@@ -78,17 +97,16 @@ class MAICQ(OMAR):
             100, as ICQ's reference code: MPE returns reach hundreds, so a temperature of 1 makes
             the weights one-hot.
         actor_temperature: ICQ's temperature in the actor weights (large: plain behaviour cloning); 100.
-        Other settings as :class:`OMAR` (``tau``, ``refinement``, ``cql_*`` are unused).
+        **kwargs: the critics' (``critic_lr``, ``gamma``, ``centralized``) and actors' settings
+            of :class:`omar_lightning.base.ActorCritic`.
     """
 
     def __init__(self, obs_dims: list[int], act_dims: list[int], critic_temperature: float = 100.0, actor_temperature: float = 100.0,
-                 cql_alpha: float = 0.0, **kwargs: Any) -> None:
+                 **kwargs: Any) -> None:
         for name, value in (("critic_temperature", critic_temperature), ("actor_temperature", actor_temperature)):
             if not value > 0:
                 raise ValueError(f"model.{name} must be > 0, got {value!r}")
-        if cql_alpha != 0.0:
-            raise ValueError(f"model.cql_alpha must be 0 for MAICQ, got {cql_alpha!r}")
-        super().__init__(obs_dims, act_dims, cql_alpha=0.0, **kwargs)
+        super().__init__(obs_dims, act_dims, **kwargs)
 
     def on_fit_start(self) -> None:
         super().on_fit_start()

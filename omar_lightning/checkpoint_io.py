@@ -10,7 +10,10 @@ it unless the trainer is given another ``CheckpointIO`` plugin.
 
 from __future__ import annotations
 
+import inspect
 import math
+import os
+import re
 import zipfile
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -24,7 +27,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 from omar_lightning.atomic import atomic_write
 from omar_lightning.errors import CheckpointError, DivergenceError
 
-__all__ = ["AtomicCheckpointIO", "check_checkpoint", "first_nonfinite", "not_a_checkpoint"]
+__all__ = ["AtomicCheckpointIO", "algorithm_class", "check_checkpoint", "first_nonfinite", "load_module", "not_a_checkpoint"]
 
 #: Settings that decide the networks' shapes: a checkpoint only fits a run with the same ones.
 SHAPE_SETTINGS = "model.hidden_dim, model.input_norm, data.task and data.env_kwargs"
@@ -139,3 +142,70 @@ def check_checkpoint(module: torch.nn.Module, checkpoint: dict[str, Any], path: 
     key = first_nonfinite(state)
     if key is not None:
         raise CheckpointError(f"{where}: '{key}' is not finite (written after training diverged?)")
+
+
+def algorithm_class(class_path: Any, path: Any = "checkpoint") -> type:
+    """The algorithm class named by a checkpoint's ``_class_path`` (OMAR when it names none)."""
+    import omar_lightning
+    from omar_lightning.base import OfflineAlgorithm
+
+    if not class_path:
+        return omar_lightning.OMAR
+    cls = getattr(omar_lightning, str(class_path).rsplit(".", 1)[-1], None)
+    if not (isinstance(cls, type) and issubclass(cls, OfflineAlgorithm)):
+        raise CheckpointError(f"{path}: trained with {class_path!r}, which is not an omar_lightning algorithm")
+    return cls
+
+
+def _settings_of(cls: type) -> set[str]:
+    """Names of the settings ``cls`` takes: the named ``__init__`` arguments along its lineage."""
+    from omar_lightning.base import OfflineAlgorithm
+
+    names: set[str] = set()
+    for c in cls.__mro__:
+        if isinstance(c, type) and issubclass(c, OfflineAlgorithm) and "__init__" in vars(c):
+            params = inspect.signature(c.__init__).parameters.values()
+            names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"}
+    return names
+
+
+def load_module(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+    """The algorithm module of a checkpoint written by ``omar fit`` (CPU, eval mode) and the
+    checkpoint itself (loaded with ``weights_only``); :class:`CheckpointError` naming the file
+    when it cannot be used.
+
+    The module is built with the class and settings the checkpoint names; settings that its
+    class no longer takes (older checkpoints of the baselines carried OMAR's unused ones) are
+    left out. The weights then load through the module's ``on_load_checkpoint`` checks."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path} (--ckpt_path)")
+    if not path.is_file():
+        raise CheckpointError(f"not a checkpoint file: {path} (--ckpt_path)")
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f"cannot read checkpoint {path}: permission denied")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is empty")
+    if not zipfile.is_zipfile(path):  # torch.save and Lightning write zip archives
+        raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch checkpoint file (truncated, or another kind of file?)")
+    reason = not_a_checkpoint(path)
+    if reason:
+        raise CheckpointError(f"{path} {reason} (--ckpt_path): give a checkpoint written by omar fit, such as runs/quickstart/checkpoints/last.ckpt")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling, archive and permission errors alike
+        text = re.sub(r"\[enforce fail at [^\]]*\]\s*\.?\s*", "", str(error)).strip()
+        reason = text.splitlines()[0] if text else type(error).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: {reason}") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or not isinstance(checkpoint.get("hyper_parameters"), dict):
+        raise CheckpointError(f"{path} is not a checkpoint of omar fit (no state_dict or hyper_parameters)")
+    hparams = checkpoint["hyper_parameters"]
+    cls = algorithm_class(hparams.get("_class_path"), path)
+    accepted = _settings_of(cls)
+    try:
+        model = cls(**{k: v for k, v in hparams.items() if k in accepted})
+        model.on_load_checkpoint(checkpoint)  # upgrades older layouts, then checks shapes and finiteness
+        model.load_state_dict(checkpoint["state_dict"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: the saved networks do not load into {cls.__name__}: {str(error).splitlines()[0]}") from None
+    return model.eval(), checkpoint

@@ -47,9 +47,9 @@ def help_text() -> str:
 
 
 def __getattr__(name: str) -> Any:
-    # ``from omar_lightning.cli import OMARCLI`` (and OMAR, OfflineDataModule) without importing
-    # Lightning for every other command.
-    if name in ("OMARCLI", "OMAR", "OfflineDataModule", "quiet_lightning"):
+    # ``from omar_lightning.cli import OMARCLI`` (and OfflineAlgorithm, the algorithms' base class
+    # it takes, and OfflineDataModule) without importing Lightning for every other command.
+    if name in ("OMARCLI", "OfflineAlgorithm", "OfflineDataModule", "quiet_lightning"):
         return getattr(importlib.import_module("omar_lightning.lightning_cli"), name)
     raise AttributeError(f"module 'omar_lightning.cli' has no attribute {name!r}")
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
-import zipfile
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Sequence
@@ -61,57 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------- checkpoint
 def load_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     """The module (CPU, eval mode) and the evaluation record of a checkpoint; EvaluateError if unusable."""
-    import torch
-
-    from omar_lightning.module import OMAR
+    from omar_lightning.checkpoint_io import load_module
+    from omar_lightning.errors import CheckpointError
 
     path = Path(path)
-    if not path.exists():
-        raise EvaluateError(f"checkpoint not found: {path} (--ckpt_path)")
-    if not path.is_file():
-        raise EvaluateError(f"not a checkpoint file: {path} (--ckpt_path)")
-    if not os.access(path, os.R_OK):
-        raise EvaluateError(f"cannot read checkpoint {path}: permission denied")
-    if path.stat().st_size == 0:
-        raise EvaluateError(f"cannot read checkpoint {path}: the file is empty")
-    if not zipfile.is_zipfile(path):  # torch.save and Lightning write zip archives
-        raise EvaluateError(f"cannot read checkpoint {path}: not a PyTorch checkpoint file (truncated, or another kind of file?)")
-    from omar_lightning.checkpoint_io import not_a_checkpoint
-
-    reason = not_a_checkpoint(path)
-    if reason:
-        raise EvaluateError(f"{path} {reason} (--ckpt_path): give a checkpoint written by omar fit, such as runs/quickstart/checkpoints/last.ckpt")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # unpickling, archive and permission errors alike
-        text = re.sub(r"\[enforce fail at [^\]]*\]\s*\.?\s*", "", str(error)).strip()
-        reason = text.splitlines()[0] if text else type(error).__name__
-        raise EvaluateError(f"cannot read checkpoint {path}: {reason}") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
-        raise EvaluateError(f"{path} is not a checkpoint of omar fit (no state_dict or hyper_parameters)")
+        model, checkpoint = load_module(path)
+    except CheckpointError as error:
+        raise EvaluateError(str(error)) from None
     record = _evaluation_record(path, checkpoint)
-    cls = _module_class(path, checkpoint["hyper_parameters"].get("_class_path"))
-    try:
-        model = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    except (KeyError, RuntimeError, TypeError, ValueError) as error:
-        raise EvaluateError(f"{path}: the saved networks do not load into {cls.__name__}: {str(error).splitlines()[0]}") from None
-    model.eval()
     record["updates"] = int(checkpoint.get("omar", {}).get("updates", model.updates))
     return model, record
-
-
-def _module_class(path: Path, class_path: Any) -> Any:
-    """The algorithm class a checkpoint was trained with (OMAR or one of its baselines)."""
-    import omar_lightning
-    from omar_lightning.module import OMAR
-
-    if not class_path:
-        return OMAR
-    name = str(class_path).rsplit(".", 1)[-1]
-    cls = getattr(omar_lightning, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, OMAR)):
-        raise EvaluateError(f"{path}: trained with {class_path!r}, which is not an omar_lightning algorithm")
-    return cls
 
 
 def _evaluation_record(path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from omar_lightning.checkpoint_io import AtomicCheckpointIO
 from omar_lightning.datamodules import OfflineDataModule
 from omar_lightning.errors import CheckpointError
 from omar_lightning.loggers import TensorBoardBeside, continue_logs
-from omar_lightning.module import OMAR
+from omar_lightning.base import OfflineAlgorithm
 from omar_lightning.resume import RECORD_KEY, check_resume
 
 #: What each required callback does, for the message that names a missing one.
@@ -221,7 +221,7 @@ def run(argv: list[str] | None) -> None:
     argv = with_bases(sys.argv[1:] if argv is None else list(argv))
     quiet_lightning()
     OMARCLI(
-        OMAR,
+        OfflineAlgorithm,
         OfflineDataModule,
         subclass_mode_model=True,
         save_config_kwargs={"overwrite": True},
@@ -233,4 +233,4 @@ def run(argv: list[str] | None) -> None:
     )
 
 
-__all__ = ["OMAR", "OMARCLI", "OfflineDataModule", "missing_callbacks_message", "quiet_lightning", "required_callbacks", "run"]
+__all__ = ["OMARCLI", "OfflineDataModule", "missing_callbacks_message", "quiet_lightning", "required_callbacks", "run"]

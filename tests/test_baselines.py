@@ -15,7 +15,7 @@ from omar_lightning.losses import bc_loss, td3bc_actor_loss
 
 from conftest import config_args, synthetic_dataset
 from omar_lightning.data import save_dataset
-from test_module import Spy, batch_for, fit
+from test_module import Moves, batch_for, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,11 +45,11 @@ def test_bc_loss_against_scalar_loop_with_padded_actions():
     torch.testing.assert_close(loss, torch.tensor((0.25 + 1.0) / 2 + 0.64))
 
 
-class SpyBC(BC, Spy):
+class SpyBC(Moves, BC):
     pass
 
 
-class SpyTD3BC(MATD3BC, Spy):
+class SpyTD3BC(Moves, MATD3BC):
     pass
 
 
@@ -116,3 +116,21 @@ def test_short_fit_of_shipped_configs(config, cls, tmp_path, monkeypatch):
     evaluate_main(["--ckpt_path", str(tmp_path / "runs" / config / "checkpoints" / "last.ckpt"), "--episodes", "2", "--out", str(out)])
     summary = json.loads(out.read_text())
     assert summary["episodes"] == 2 and summary["updates"] == 3 and len(summary["returns"]) == 2
+
+
+def test_a_bc_checkpoint_of_the_earlier_layout_loads_its_actors_and_drops_unused_settings(tmp_path):
+    """BC checkpoints written while BC carried OMAR's critics and settings: load_module keeps the
+    actors exactly and leaves out the never-stepped critics and the settings BC no longer takes."""
+    from omar_lightning.checkpoint_io import load_module
+
+    torch.manual_seed(3)
+    old = OMAR([18] * 3, [2] * 3, hidden_dim=16)  # the earlier BC layout: OMAR's networks
+    hp = {**dict(old.hparams), "_class_path": "omar_lightning.BC"}
+    path = tmp_path / "bc_old.ckpt"
+    torch.save({"state_dict": old.state_dict(), "hyper_parameters": hp, "omar": {"updates": 3}}, path)
+    model, _ = load_module(path)
+    assert type(model) is BC and model.updates == 3 and not hasattr(model, "critic")
+    assert set(model.state_dict()) == {k for k in old.state_dict() if k.startswith("actor.")}
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, old.state_dict()[k]), k
+    assert "tau" not in model.hparams and "cql_alpha" not in model.hparams

@@ -219,9 +219,9 @@ def test_one_line_keeps_the_setting_and_value_of_a_jsonargparse_report():
 def test_the_cli_trainer_writes_atomically_and_guards_divergence(workdir, data):
     from omar_lightning.callbacks import DivergenceGuard
     from omar_lightning.checkpoint_io import AtomicCheckpointIO
-    from omar_lightning.cli import OMARCLI, OMAR, OfflineDataModule
+    from omar_lightning.cli import OMARCLI, OfflineAlgorithm, OfflineDataModule
 
-    cli = OMARCLI(OMAR, OfflineDataModule, subclass_mode_model=True, auto_configure_optimizers=False, run=False,
+    cli = OMARCLI(OfflineAlgorithm, OfflineDataModule, subclass_mode_model=True, auto_configure_optimizers=False, run=False,
                   args=["--config", str(TINY), "--data.path", str(data), "--trainer.logger", "false"])
     assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
     assert sum(isinstance(c, DivergenceGuard) for c in cli.trainer.callbacks) == 1

@@ -24,14 +24,18 @@ def batch_for(seed=0, A=3, B=64, obs_dim=18, act_dim=2):
     }
 
 
-class Spy(OMAR):
-    """Records which parameters each optimizer step changed."""
+class Moves:
+    """Mixed into an algorithm: records which parameters each optimizer step changed."""
 
-    def _step(self, opt, loss, members):
+    def gradient_step(self, opt, loss, network):
         before = {n: p.detach().clone() for n, p in self.named_parameters()}
-        super()._step(opt, loss, members)
+        super().gradient_step(opt, loss, network)
         self.moved = getattr(self, "moved", [])
         self.moved.append({n for n, p in self.named_parameters() if not torch.equal(p, before[n])})
+
+
+class Spy(Moves, OMAR):
+    pass
 
 
 def fit(model, dm, callbacks=(), **kw):

@@ -32,7 +32,7 @@ def _parser():
 
     from omar_lightning.cli import OMARCLI
     from omar_lightning.datamodules import OfflineDataModule
-    from omar_lightning.module import OMAR
+    from omar_lightning.base import OfflineAlgorithm
 
     class _ParserOnly(OMARCLI):
         def parse_arguments(self, parser, args) -> None:
@@ -41,7 +41,7 @@ def _parser():
         def instantiate_classes(self) -> None:
             pass
 
-    cli = _ParserOnly(OMAR, OfflineDataModule, subclass_mode_model=True, run=False, auto_configure_optimizers=False,
+    cli = _ParserOnly(OfflineAlgorithm, OfflineDataModule, subclass_mode_model=True, run=False, auto_configure_optimizers=False,
                       load_from_checkpoint_support=False, parser_kwargs={"exit_on_error": False})
     return cli.parser
 

@@ -18,7 +18,8 @@ import torch
 
 from omar_lightning.datamodules.offline import MinibatchStream, stack_padded
 from omar_lightning.data import load_dataset
-from omar_lightning.nets import clip_grad_norm_per_member_
+from omar_lightning.checkpoint_io import load_module
+from omar_lightning.module import OMAR
 from omar_lightning.refinement import Refinement
 from omar_lightning.reproduce.configs import compose
 from omar_lightning.reproduce.studies import config_chain
@@ -36,48 +37,48 @@ def q1_grid(module: Any, obs: torch.Tensor, agent: int, grid: int) -> tuple[np.n
     return axis.numpy(), q[agent, :, 0].reshape(grid, grid).numpy()
 
 
-def actor_step(module: Any, batch: dict[str, torch.Tensor], optimizer_state: dict[str, Any], tau: float, refinement: Refinement) -> Any:
-    """A copy of ``module`` after one actor update with ``tau`` (0: MA-CQL) from the saved optimizer state."""
-    m = copy.deepcopy(module).train()
-    m.hparams.tau = tau
-    m.refinement = refinement
-    opt = torch.optim.Adam(m.actor.parameters(), lr=m.hparams.actor_lr)
+def actor_step(module: Any, batch: dict[str, torch.Tensor], optimizer_state: dict[str, Any]) -> Any:
+    """``module`` (changed in place, returned in eval mode) after one actor update on ``batch``
+    from the saved actor optimizer state, through its own objective and gradient step."""
+    module.train()
+    opt = module.configure_optimizers()[0]  # the actors' optimizer comes first
     opt.load_state_dict(optimizer_state)
-    loss, _ = m.actor_objective(batch["obs"], batch["actions"])
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if m.hparams.grad_clip > 0:
-        clip_grad_norm_per_member_(list(m.actor.parameters()), m.actor.net.members, m.num_agents, m.hparams.grad_clip)
-    opt.step()
-    return m.eval()
+    loss, _ = module.actor_objective(batch["obs"], batch["actions"])
+    module.gradient_step(opt, loss, "actor")
+    return module.eval()
 
 
-def landscape_of_run(run_dir: Path, config: dict[str, Any], root: Path, omar_config: Path, agent: int = 0, grid: int = 41, row: int = 0) -> dict[str, Any]:
-    """The figure's data for a finished run in ``run_dir`` (its ``config`` as run); the OMAR update
-    takes tau and the sampler from ``omar_config`` (OMAR's config for the same task and tier)."""
-    from omar_lightning.evaluate_cli import load_checkpoint
+def as_omar(module: Any, tau: float, refinement: Refinement) -> OMAR:
+    """An OMAR module with ``module``'s settings and weights (MA-CQL's: the same networks) and
+    the given ``tau`` and sampler."""
+    omar = OMAR(**{**module.settings(), "tau": tau, "refinement": refinement})
+    omar.load_state_dict(module.state_dict())
+    return omar
 
-    ckpt_path = run_dir / "checkpoints" / "last.ckpt"
-    module, _ = load_checkpoint(ckpt_path)
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+
+def landscape_of_run(run_dir: Path, config: dict[str, Any], root: Path, omar_config: Path, dataset: Path, agent: int = 0, grid: int = 41,
+                     row: int = 0) -> dict[str, Any]:
+    """The figure's data for a finished run in ``run_dir`` (its ``config`` as run, trained on
+    ``dataset``); the OMAR update takes tau and the sampler from ``omar_config`` (OMAR's config
+    for the same task and tier)."""
+    module, checkpoint = load_module(run_dir / "checkpoints" / "last.ckpt")
     data = config["data"]
     omar_config = compose(root, config_chain(str(omar_config)))["model"]["init_args"]
-    from omar_lightning.reproduce.runner import dataset_path
-
-    ds = load_dataset(root / dataset_path(config))
+    ds = load_dataset(dataset)
     store = {k: stack_padded(getattr(ds, k)) for k in ("obs", "actions", "rewards", "next_obs", "dones")}
     torch.manual_seed(int(data.get("seed", 0)))
     batch = MinibatchStream(store, int(data.get("batch_size", 1024)), seed=int(data.get("seed", 0))).batch(module.updates)
     obs = store["obs"][:, row : row + 1]
-    module.eval()
     axis, q = q1_grid(module, obs, agent, grid)
     with torch.no_grad():
         before = module.actor(obs)[agent, 0, :2]
     state = checkpoint["optimizer_states"][0]  # configure_optimizers returns (actor, critic)
+    omar_tau = float(omar_config["tau"])
+    updates = {"macql": copy.deepcopy(module), "omar": as_omar(module, omar_tau, Refinement(**omar_config.get("refinement", {})))}
     after = {}
-    for name, tau, refinement in (("macql", 0.0, module.refinement), ("omar", float(omar_config["tau"]), Refinement(**omar_config.get("refinement", {})))):
+    for name, updated in updates.items():
         torch.manual_seed(0)  # the refinement's samples
-        updated = actor_step(module, batch, state, tau, refinement)
+        actor_step(updated, batch, state)
         with torch.no_grad():
             after[name] = updated.actor(obs)[agent, 0, :2].tolist()
     best = np.unravel_index(int(np.argmax(q)), q.shape)
@@ -91,5 +92,5 @@ def landscape_of_run(run_dir: Path, config: dict[str, Any], root: Path, omar_con
         "before": before.tolist(),
         "after_macql": after["macql"],
         "after_omar": after["omar"],
-        "omar_tau": float(omar_config["tau"]),
+        "omar_tau": omar_tau,
     }

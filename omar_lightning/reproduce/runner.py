@@ -234,7 +234,8 @@ def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int
         from omar_lightning.reproduce.landscape import landscape_of_run
 
         try:
-            summary["landscape"] = landscape_of_run(run_dir, config, root, Path(replace(cell, algorithm="omar", variant=(), post=None).config))
+            omar_config = Path(replace(cell, algorithm="omar", variant=(), post=None).config)
+            summary["landscape"] = landscape_of_run(run_dir, config, root, omar_config, dataset=root / dataset_path(config))
         except (OSError, ValueError, KeyError, RuntimeError) as e:
             log(f"[fail] {cell.describe()}: landscape: {type(e).__name__}: {e}")
             return False
