@@ -23,7 +23,7 @@ import numpy as np
 from gymnasium import spaces
 from mpe2 import simple_spread_v3
 
-from omar_lightning.envs.base import MPETableEnv
+from omar_lightning.envs.base import OFFICIAL, MPETableEnv, check_variant
 from omar_lightning.envs.official_physics import use_official_physics
 
 __all__ = [
@@ -46,7 +46,7 @@ MAX_AGENTS = 5
 #: Reward modes understood by :class:`CooperativeNavigation`.
 REWARD_MODES = ("paper", "mpe2")
 #: Environment variants: mpe2's own dynamics, or the official OMAR code's MPE fork.
-VARIANTS = ("mpe2", "official")
+VARIANTS = ("mpe2", OFFICIAL)
 #: World layouts: mpe2's plane with 2-D forces, or the x axis with 1-D forces (Section 3.1).
 LAYOUTS = ("plane", "line")
 #: Cap on each landmark's coverage term ``1 / distance`` in the paper reward.
@@ -264,8 +264,7 @@ class CooperativeNavigation(MPETableEnv):
             raise ValueError(f"local_ratio must be a float, got {local_ratio!r}")
         if not 0.0 <= float(local_ratio) <= 1.0:
             raise ValueError(f"local_ratio must be in [0, 1], got {local_ratio}")
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        check_variant(variant, VARIANTS)
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if render_mode not in _RENDER_MODES:
@@ -292,10 +291,10 @@ class CooperativeNavigation(MPETableEnv):
             dynamic_rescaling=False,
         )
         self._world = self.mpe_env.world
-        if variant == "official":
+        if variant == OFFICIAL:
             use_official_physics(self._world)
         # The official fork spreads more than 3 agents and their landmarks over [-2, 2]^2.
-        self._spawn_scale = 2.0 if variant == "official" and self.n_agents > 3 else 1.0
+        self._spawn_scale = 2.0 if variant == OFFICIAL and self.n_agents > 3 else 1.0
         self._scenario = self.mpe_env.scenario
         self._mpe_agents = list(self._world.agents)
 
