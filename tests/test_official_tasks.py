@@ -41,7 +41,7 @@ def test_official_agents_and_spaces(task, names, obs_dims, n_good):
     agents = env.world.agents
     assert [a.adversary for a in agents] == [True] * 3 + [False] * n_good
     assert all(a.silent for a in agents) and uses_official_physics(env.world)
-    assert env.fixed_policy_name == "uniform_random"
+    assert env.fixed_policy_name == "random_walk"
     assert env.mpe_env.observation_space("agent_0").shape == ((14,) if task == "predator_prey" else (22,))
 
 
@@ -251,6 +251,29 @@ def test_fixed_policies_are_harder_for_the_scripted_chasers_than_a_still_target(
         kw = {"variant": "official", key: fixed}
         scores[fixed] = score(run_episodes(lambda: make_env(task, **kw), expert_policy(task, **kw), 20, 10_000)).mean()
     assert scores[name] < 0.5 * scores["stand_still"]
+
+
+@pytest.mark.parametrize("task, key", [("predator_prey", "prey_policy"), ("world", "good_policy")])
+def test_random_walk_is_no_easier_than_a_still_target_and_easier_than_full_force(task, key):
+    scores = {}
+    for fixed in ("stand_still", "random_walk", "uniform_random"):
+        kw = {"variant": "official", key: fixed}
+        scores[fixed] = score(run_episodes(lambda: make_env(task, **kw), expert_policy(task, **kw), 20, 10_000)).mean()
+    assert scores["uniform_random"] < scores["random_walk"] < scores["stand_still"]
+
+
+def test_random_walk_is_the_uniform_draw_scaled_by_its_force():
+    from omar_lightning.envs.mpe_competitive import RANDOM_WALK_FORCE
+
+    a, b = make_env("world", variant="official"), make_env("world", variant="official")
+    a.reset(seed=5)
+    b.reset(seed=5)
+    obs = np.zeros((1, 22), np.float32)
+    walk = np.concatenate([FIXED_POLICIES["random_walk"](obs, a) for _ in range(50)])
+    full = np.concatenate([FIXED_POLICIES["uniform_random"](obs, b) for _ in range(50)])
+    assert RANDOM_WALK_FORCE == 0.25
+    np.testing.assert_allclose(walk, 0.25 * full, rtol=1e-6)
+    assert np.abs(walk).max() <= 0.25 and np.abs(walk).max() > 0.2
 
 
 def test_uniform_random_fixed_policy_follows_the_episode_seed():

@@ -17,7 +17,8 @@ module adds:
   so its action has 6 entries and the others' 2 (heterogeneous action sizes);
 * the built-in fixed policies, documented below: :func:`flee_policy` and
   :func:`forage_flee_policy` (the mpe2 variant's defaults), :func:`uniform_random_fixed_policy`
-  (the official variant's default), :func:`evade_policy` (a look-ahead evader) and
+  and its slow form :func:`random_walk_policy` (the official variants' default),
+  :func:`evade_policy` (a look-ahead evader) and
   :func:`stand_still_policy`; and scripted chasers (:func:`chase_policy`) used as reference
   experts for ``S_expert`` until trained ones exist;
 * ``dynamic_rescaling`` is off (it only changes drawing); episodes last ``max_cycles`` (25)
@@ -76,6 +77,7 @@ __all__ = [
     "forage_flee_policy",
     "register_fixed_policy",
     "stand_still_policy",
+    "random_walk_policy",
     "uniform_random_fixed_policy",
 ]
 
@@ -145,6 +147,22 @@ def uniform_random_fixed_policy(obs: np.ndarray, env: "MPECompetitive") -> np.nd
     same seed. Default of the official variants: uniform random adversaries score against it
     close to the official random tiers (docs/datasets.md, "Environment variants")."""
     return env.mpe_env.np_random.uniform(-1.0, 1.0, (np.asarray(obs).shape[0], 2)).astype(np.float32)
+
+
+#: Largest force of :func:`random_walk_policy`: the largest of 0, 0.25, 0.5, 0.75 and 1 at which
+#: the scripted chasers score at least the official expert tiers' level against it
+#: (docs/datasets.md, "Environment variants").
+RANDOM_WALK_FORCE = 0.25
+
+
+def random_walk_policy(obs: np.ndarray, env: "MPECompetitive") -> np.ndarray:
+    """A slow random walk: :func:`uniform_random_fixed_policy` scaled by
+    :data:`RANDOM_WALK_FORCE`, forces uniform in ``[-0.25, 0.25]^2`` from the episode's
+    generator. Default of the official variants, whose pretrained prey and good agent are not
+    public: no easier to catch than a still target, and hard enough at full force
+    (``uniform_random``) that neither the scripted chasers nor trained MATD3 predators reach the
+    official expert tiers' level against it."""
+    return RANDOM_WALK_FORCE * uniform_random_fixed_policy(obs, env)
 
 
 def flee_policy(obs: np.ndarray, env: "MPECompetitive") -> np.ndarray:
@@ -271,6 +289,7 @@ FIXED_POLICIES: dict[str, FixedPolicy] = {
     "flee": flee_policy,
     "forage_flee": forage_flee_policy,
     "stand_still": stand_still_policy,
+    "random_walk": random_walk_policy,
     "uniform_random": uniform_random_fixed_policy,
 }
 
@@ -498,7 +517,7 @@ class PredatorPrey(MPECompetitive):
         num_obstacles: obstacles (the official code: 2).
         max_cycles: episode length in steps.
         prey_policy: name in :data:`FIXED_POLICIES`; ``None`` takes the variant's default,
-            ``"flee"`` for mpe2 and ``"uniform_random"`` for the official variant.
+            ``"flee"`` for mpe2 and ``"random_walk"`` for the official variant.
         render_mode: ``None``, ``"human"`` or ``"rgb_array"``.
         variant: ``"mpe2"`` or ``"official"``.
     """
@@ -533,7 +552,7 @@ class PredatorPrey(MPECompetitive):
                 dynamic_rescaling=False,
             )
         if prey_policy is None:
-            prey_policy = "uniform_random" if variant == OFFICIAL else "flee"
+            prey_policy = "random_walk" if variant == OFFICIAL else "flee"
         self.score_mode = "first"
         # Every agent's observation: [vel, pos, obstacles, others_rel(n-1), good_vel, ...].
         self.num_landmarks_observed = self.num_obstacles
@@ -556,7 +575,7 @@ class World(MPECompetitive):
     Args:
         max_cycles: episode length in steps.
         good_policy: name in :data:`FIXED_POLICIES`; ``None`` takes the variant's default,
-            ``"forage_flee"`` for mpe2 and ``"uniform_random"`` for the official variant.
+            ``"forage_flee"`` for mpe2 and ``"random_walk"`` for the official variant.
         render_mode: ``None``, ``"human"`` or ``"rgb_array"``.
         variant: ``"mpe2"`` or ``"official"``.
     """
@@ -590,7 +609,7 @@ class World(MPECompetitive):
                 dynamic_rescaling=False,
             )
         if good_policy is None:
-            good_policy = "uniform_random" if variant == OFFICIAL else "forage_flee"
+            good_policy = "random_walk" if variant == OFFICIAL else "forage_flee"
         self.score_mode = "first" if variant == OFFICIAL else "mean"
         # Every agent's observation: [vel, pos, obstacle, food, forests, others_rel(n-1), ...].
         self.num_landmarks_observed = self.num_obstacles + self.num_food + self.num_forests
