@@ -5,13 +5,16 @@
     python benchmarks/fixed_policy_difficulty.py predator_prey --variant mpe2 \\
         --snapshot omar_lightning/policies/predator_prey/expert.pt
     python benchmarks/fixed_policy_difficulty.py world --policies uniform_random --gaussian 0 0.1
+    python benchmarks/fixed_policy_difficulty.py predator_prey --walk-forces 0 0.25 0.5 0.75 1
 
 For every fixed policy named (default: all of ``FIXED_POLICIES`` that fit the task) it plays the
 same episodes (seeds 10,000 onwards) with three kinds of adversaries and prints the mean and
 standard deviation of the task's score: the scripted chasers (the reference expert), uniform
 random actions (the random tier's behaviour), with ``--snapshot`` a trained MATD3 snapshot
 without noise, and with ``--gaussian STD ...`` adversaries acting ``N(0, STD^2)`` clipped to
-[-1, 1] (0: at rest). A fixed policy is no easier than a still target when the adversaries score no
+[-1, 1] (0: at rest). ``--walk-forces F ...`` adds random walks of largest force F (uniform
+forces in ``[-F, F]^2``, as ``random_walk`` with its force set to F), the measurement that fixed
+``RANDOM_WALK_FORCE``. A fixed policy is no easier than a still target when the adversaries score no
 more against it than against ``stand_still``.
 """
 
@@ -24,11 +27,14 @@ import numpy as np
 
 from omar_lightning.collect import expert_policy
 from omar_lightning.envs import make_env, task_spec
-from omar_lightning.envs.mpe_competitive import FIXED_POLICIES
+from omar_lightning.envs.mpe_competitive import FIXED_POLICIES, register_fixed_policy, uniform_random_fixed_policy
 from omar_lightning.envs.rollout import run_episodes, score, uniform_random_policy
 
 SETTING = {"predator_prey": "prey_policy", "world": "good_policy"}
-FITS = {"predator_prey": ("evade", "flee", "stand_still", "uniform_random"), "world": ("evade", "forage_flee", "stand_still", "uniform_random")}
+FITS = {
+    "predator_prey": ("evade", "flee", "random_walk", "stand_still", "uniform_random"),
+    "world": ("evade", "forage_flee", "random_walk", "stand_still", "uniform_random"),
+}
 
 
 def _gaussian(std: float, act_dim: int):
@@ -69,8 +75,13 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--snapshot", default=None, help="a behaviour snapshot of the same task and variant")
     parser.add_argument("--gaussian", nargs="*", type=float, default=[], help="also adversaries with Gaussian actions of these stds")
+    parser.add_argument("--walk-forces", nargs="*", type=float, default=[], help="also random walks of these largest forces")
     args = parser.parse_args()
-    for name in args.policies or [p for p in FITS[args.task] if p in FIXED_POLICIES]:
+    names = args.policies or ([] if args.walk_forces else [p for p in FITS[args.task] if p in FIXED_POLICIES])
+    for force in args.walk_forces:
+        names.append(f"random walk {force:g}")
+        register_fixed_policy(names[-1], lambda obs, env, f=force: f * uniform_random_fixed_policy(obs, env))
+    for name in names:
         result = scores(args.task, {"variant": args.variant, SETTING[args.task]: name}, args.episodes, args.snapshot, args.gaussian)
         cells = ", ".join(f"{who} {m:.2f} +- {s:.2f}" for who, (m, s) in result.items())
         print(f"{args.task} ({args.variant}) vs {name}: {cells}", flush=True)
