@@ -5,7 +5,7 @@
     python benchmarks/fixed_policy_difficulty.py predator_prey --variant mpe2 \\
         --snapshot omar_lightning/policies/predator_prey/expert.pt
     python benchmarks/fixed_policy_difficulty.py world --policies uniform_random --gaussian 0 0.1
-    python benchmarks/fixed_policy_difficulty.py predator_prey --walk-forces 0 0.25 0.5 0.75 1
+    python benchmarks/fixed_policy_difficulty.py predator_prey --walk-forces 0 0.1 0.15 0.2 0.25 0.5 0.75 1
 
 For every fixed policy named (default: all of ``FIXED_POLICIES`` that fit the task) it plays the
 same episodes (seeds 10,000 onwards) with three kinds of adversaries and prints the mean and

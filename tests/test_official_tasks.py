@@ -271,9 +271,9 @@ def test_random_walk_is_the_uniform_draw_scaled_by_its_force():
     obs = np.zeros((1, 22), np.float32)
     walk = np.concatenate([FIXED_POLICIES["random_walk"](obs, a) for _ in range(50)])
     full = np.concatenate([FIXED_POLICIES["uniform_random"](obs, b) for _ in range(50)])
-    assert RANDOM_WALK_FORCE == 0.25
-    np.testing.assert_allclose(walk, 0.25 * full, rtol=1e-6)
-    assert np.abs(walk).max() <= 0.25 and np.abs(walk).max() > 0.2
+    assert RANDOM_WALK_FORCE == 0.1
+    np.testing.assert_allclose(walk, 0.1 * full, rtol=1e-6)
+    assert np.abs(walk).max() <= 0.1 and np.abs(walk).max() > 0.08
 
 
 def test_uniform_random_fixed_policy_follows_the_episode_seed():
