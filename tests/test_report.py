@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from omar_lightning.reproduce.report import Results, _agents_rows
+from omar_lightning.reproduce.studies import MPE_TASKS
 
 DATA = Path(__file__).resolve().parent / "data" / "report"
 
@@ -99,3 +101,90 @@ def test_official_reuse_section_says_not_run_without_its_summaries():
     from omar_lightning.reproduce.report import _official_reuse_section
 
     assert _official_reuse_section(Results([]))[-2:] == ["not run", ""]
+
+
+def _fake_results(root: Path) -> dict[tuple[str, str], dict[int, float]]:
+    """Table 3 summaries on the medium tier, written under ``root``: OMAR seeds 0, 1 on the three
+    tasks; MA-CQL seeds 0, 1, 2 on cooperative navigation and predator-prey but 0, 1 on world; MA-ICQ
+    on cooperative navigation only; an OMAR world seed 4 of update version 1 (never aggregated).
+    Returns (algorithm, task) -> seed -> score of the current runs."""
+    base = json.loads((DATA / "results" / "omar" / "cooperative_navigation" / "medium" / "default" / "seed_0.json").read_text())
+    rng = np.random.default_rng(0)
+    plan = {("omar", t): (0, 1) for t in MPE_TASKS} | {("macql", t): (0, 1, 2) for t in MPE_TASKS[:2]} | {("macql", "world"): (0, 1), ("maicq", "cooperative_navigation"): (0,)}
+    scores: dict[tuple[str, str], dict[int, float]] = {}
+    for (algorithm, task), seeds in plan.items():
+        for seed in seeds:
+            score = float(np.round(rng.uniform(60, 110) if algorithm == "omar" else rng.uniform(20, 70), 1))
+            scores.setdefault((algorithm, task), {})[seed] = score
+            _write_summary(root, base, algorithm, task, seed, score, 2)
+    _write_summary(root, base, "omar", "world", 4, 0.0, 1)
+    return scores
+
+
+def _write_summary(root: Path, base: dict, algorithm: str, task: str, seed: int, score: float, version: int) -> None:
+    s = copy.deepcopy(base)
+    s["key"] = f"{algorithm}/{task}/medium/default/seed_{seed}"
+    s["cell"].update(algorithm=algorithm, task=task, seed=seed)
+    s["score"]["normalized_score"] = score
+    s["update_version"] = version
+    path = root / f"{s['key']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(s))
+
+
+def _row(section: str, scope: str, method: str) -> list[str]:
+    line = next(line for line in section.splitlines() if line.startswith(f"| {scope} | {method} |"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def _estimate(cell: str) -> tuple[float, float, float]:
+    value, interval = cell.split(" [")
+    low, high = interval.rstrip("]").split(", ")
+    return float(value), float(low), float(high)
+
+
+def test_aggregate_section_from_a_fake_results_directory(tmp_path):
+    from omar_lightning.reproduce.report import write_report
+
+    scores = _fake_results(tmp_path / "results")
+    write_report(tmp_path / "results", tmp_path / "docs" / "results.md", tmp_path / "docs" / "figures")
+    page = (tmp_path / "docs" / "results.md").read_text()
+    assert "**Optimality gap**: the mean of max(0, 100 − score)" in page and "2,000 resamples per estimate" in page
+    table3 = page[page.index("## Table 3"):page.index("## Table 4")]
+    section = table3[table3.index("### Aggregate statistics"):]
+    assert "A tier's tasks are the 3 above on that tier; \"All tiers\" takes all 12." in section
+
+    # OMAR: seeds 0, 1 on all three tasks; the version-1 seed 4 on world does not enter.
+    omar = np.array([[scores[("omar", t)][s] for t in MPE_TASKS] for s in (0, 1)])
+    row = _row(section, "Medium", "OMAR")
+    assert row[2] == "2 × 3" and row[5] == "–" and row[6] == "none"
+    iqm, low, high = _estimate(row[3])
+    assert iqm == pytest.approx(np.sort(omar.ravel())[1:5].mean(), abs=0.051) and low <= iqm <= high
+    gap, low, high = _estimate(row[4])
+    assert gap == pytest.approx(np.maximum(0.0, 100.0 - omar).mean(), abs=0.051) and low <= gap <= high
+
+    # MA-CQL: seed 2 misses world, so the matrix is seeds 0, 1 and the page names the two left out.
+    macql = np.array([[scores[("macql", t)][s] for t in MPE_TASKS] for s in (0, 1)])
+    row = _row(section, "Medium", "MA-CQL")
+    assert row[2] == "2 × 3" and row[6] == "not on every task: seed 2 on Cooperative navigation; seed 2 on Predator-prey"
+    poi, low, high = _estimate(row[5])
+    by_hand = np.mean([np.mean([(a > b) + 0.5 * (a == b) for a in omar[:, t] for b in macql[:, t]]) for t in range(3)])
+    assert poi == pytest.approx(by_hand, abs=0.0051) and low <= poi <= high
+
+    assert _row(section, "Medium", "MA-ICQ")[2:] == ["–"] * 4 + ["no current run on 2 of 3 tasks: Predator-prey, World"]
+    assert _row(section, "Medium", "MA-TD3+BC")[6] == "no current run on any of its tasks"
+    for scope in ("Random", "Medium-replay", "Expert"):
+        assert [_row(section, scope, m)[6] for m in ("MA-ICQ", "MA-TD3+BC", "MA-CQL", "OMAR")] == ["no current run on any of its tasks"] * 4
+    assert _row(section, "All tiers", "OMAR")[6] == "no current run on 9 of 12 tasks: random (every task), medium-replay (every task), expert (every task)"
+    assert _row(section, "All tiers", "MA-ICQ")[6] == ("no current run on 11 of 12 tasks: random (every task), medium-replay (every task), "
+                                                      "Predator-prey medium, World medium, expert (every task)")
+    assert "![Table 3 performance profiles](figures/table3_profiles.png)" in section
+    for study in ("## Table 5", "## Table 6"):
+        rest = page[page.index(study):]
+        assert rest[:rest.index("\n## ", 4)].count("No run of update version 2 yet: nothing to aggregate.") == 1
+    assert sorted(p.name for p in (tmp_path / "docs" / "figures").glob("*profiles.png")) == ["table3_profiles.png"]
+
+    figure = (tmp_path / "docs" / "figures" / "table3_profiles.png").read_bytes()
+    write_report(tmp_path / "results", tmp_path / "docs" / "again.md", tmp_path / "docs" / "figures")
+    assert (tmp_path / "docs" / "again.md").read_text() == page
+    assert (tmp_path / "docs" / "figures" / "table3_profiles.png").read_bytes() == figure

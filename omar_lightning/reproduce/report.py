@@ -9,6 +9,10 @@ Versions of the training update (``omar_lightning/update_version.py``) are never
 summaries, the older ones are left out and counted at the top of the page, and every number
 made by an older version than the current one is marked ``†`` (``omar reproduce`` reruns
 those cells).
+
+Under Tables 3, 5 and 6 the page adds aggregate statistics (IQM, optimality gap, probability of
+improvement, performance profiles with stratified-bootstrap intervals) of the current update
+version's runs, per tier and over all tiers; the statistics are ``aggregate.py``'s.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ import numpy as np
 
 from omar_lightning.plots import pyplot as _pyplot
 from omar_lightning.plots import save_figure as _save
+from omar_lightning.reproduce import aggregate as agg
 from omar_lightning.reproduce import paper
 from omar_lightning.reproduce.studies import ACTOR_LRS, ACTOR_UPDATES, AGENT_COUNTS, MPE_TASKS, STUDIES, TAUS, TIERS, spread, variant_name
-from omar_lightning.reproduce.summary import LAST_EVALUATIONS, aggregate, load_summaries, update_version
+from omar_lightning.reproduce.summary import LAST_EVALUATIONS, aggregate, is_current, load_summaries, update_version
 from omar_lightning.update_version import UPDATE_VERSION
 
 NAMES = {"maicq": "MA-ICQ", "matd3bc": "MA-TD3+BC", "macql": "MA-CQL", "omar": "OMAR", "bc": "BC"}
@@ -140,16 +145,25 @@ def _curves_figure(results: Results, path: Path, panels: list[tuple[str, str]], 
                 old = OLD if results.stale(template.format(task=task, tier=tier)) else ""
                 ax.plot(common, ys.mean(0), label=f"{label} ({len(runs)}){old}", linewidth=1.0, color=f"C{i}")  # one colour per method in every panel
                 ax.fill_between(common, ys.min(0), ys.max(0), alpha=0.2, color=f"C{i}")
-            ax.set_title(f"{TASK_NAMES.get(task, task)}, {TIER_NAMES[tier]}", fontsize=9)
-            ax.set_xlabel("updates", fontsize=8)
-            ax.set_ylabel("normalized score", fontsize=8)
-            ax.tick_params(labelsize=7)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=6)
+            _style_panel(ax, f"{TASK_NAMES.get(task, task)}, {TIER_NAMES[tier]}", "updates", "normalized score")
+    _finish(fig, title, path)
+    return True
+
+
+def _style_panel(ax: Any, title: str, xlabel: str, ylabel: str, ylabel_size: int = 8) -> None:
+    """The panels' common look: title, axis labels, small ticks, a light grid and the legend."""
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=ylabel_size)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+
+
+def _finish(fig: Any, title: str, path: Path) -> None:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     _save(fig, path)
-    return True
 
 
 def _agents_figure(results: Results, path: Path) -> bool:
@@ -324,6 +338,131 @@ def _official_reuse_figure(results: Results, path: Path) -> bool:
     return _curves_figure(results, path, [("cooperative_navigation", t) for t in TIERS], lines, "Fresh minibatches against the official loop's reuse")
 
 
+# Aggregate statistics (omar_lightning/reproduce/aggregate.py) of a study's grid: per tier over
+# the study's tasks on it, and over all its (task, tier) datasets.
+ALL_TIERS = "All tiers"
+REFERENCE = "omar"  # the method whose probability of improvement over each other method is shown
+
+
+def _aggregate_scopes(tasks: tuple[str, ...]) -> list[tuple[str, list[tuple[str, str]]]]:
+    return [(TIER_NAMES[tier], [(task, tier) for task in tasks]) for tier in TIERS] + [(ALL_TIERS, [(task, tier) for tier in TIERS for task in tasks])]
+
+
+def _current_scores(results: Results, algorithm: str, task: str, tier: str, centralized: bool) -> dict[int, float]:
+    """Seed -> normalized score of the cell's runs of the current update version."""
+    return {s["cell"]["seed"]: float(s["score"]["normalized_score"]) for s in results.runs(group_key(algorithm, task, tier, centralized=centralized)) if is_current(s)}
+
+
+def _aggregates(results: Results, tasks: tuple[str, ...], centralized: bool) -> list[dict[str, Any]]:
+    """Per scope: its name, datasets and each method's complete matrix (``agg.Matrix``)."""
+    return [{"scope": name, "cells": cells,
+             "matrices": {a: agg.complete_matrix([_current_scores(results, a, t, r, centralized) for t, r in cells]) for a in ALGS}}
+            for name, cells in _aggregate_scopes(tasks)]
+
+
+def _dataset_name(cell: tuple[str, str], scope: str) -> str:
+    task, tier = cell
+    return TASK_NAMES.get(task, task) + (f" {TIER_NAMES[tier].lower()}" if scope == ALL_TIERS else "")
+
+
+def _missing_names(missing: list[tuple[str, str]], cells: list[tuple[str, str]], scope: str) -> str:
+    """The datasets without a run; under all tiers, a tier none of whose tasks has one by its name."""
+    parts = []
+    for tier in dict.fromkeys(r for _, r in cells):
+        of_tier = [c for c in missing if c[1] == tier]
+        whole = scope == ALL_TIERS and len(of_tier) == sum(r == tier for _, r in cells)
+        parts += [f"{TIER_NAMES[tier].lower()} (every task)"] if whole else [_dataset_name(c, scope) for c in of_tier]
+    return ", ".join(parts)
+
+
+def _estimate(e: agg.Estimate, digits: int) -> str:
+    return f"{e.value:.{digits}f} [{e.low:.{digits}f}, {e.high:.{digits}f}]"
+
+
+def _aggregate_rows(scopes: list[dict[str, Any]]) -> list[str]:
+    out = [f"| scope | method | runs × tasks | IQM [95% CI] | optimality gap [95% CI] | P({NAMES[REFERENCE]} > method) [95% CI] | not included |",
+           "|---|---|---|---|---|---|---|"]
+    for scope in scopes:
+        name, cells, matrices = scope["scope"], scope["cells"], scope["matrices"]
+        reference = matrices[REFERENCE].scores
+        for a in ALGS:
+            m = matrices[a]
+            if m.missing:
+                absent = "any of its tasks" if len(m.missing) == len(cells) else f"{len(m.missing)} of {len(cells)} tasks: " + _missing_names([cells[t] for t in m.missing], cells, name)
+                out.append(f"| {name} | {NAMES[a]} | – | – | – | – | no current run on {absent} |")
+                continue
+            left = "; ".join(f"seed {s} on {_dataset_name(cells[t], name)}" for t, s in m.left_out)
+            left = f"not on every task: {left}" if left else "none"
+            if m.scores is None:
+                out.append(f"| {name} | {NAMES[a]} | – | – | – | – | no seed on every task; {left} |")
+                continue
+            stats = agg.iqm_and_optimality_gap(m.scores)
+            poi = "–" if a == REFERENCE or reference is None else _estimate(agg.improvement(reference, m.scores), 2)
+            out.append(f"| {name} | {NAMES[a]} | {m.scores.shape[0]} × {m.scores.shape[1]} | {_estimate(stats['iqm'], 1)} | "
+                       f"{_estimate(stats['optimality_gap'], 1)} | {poi} | {left} |")
+    return out
+
+
+def _profiles_figure(scopes: list[dict[str, Any]], path: Path, title: str) -> bool:
+    """Performance profiles, one panel per scope with a complete matrix of any method: the
+    fraction of run x task normalized scores above tau, with its 95% bootstrap band."""
+    present = [s for s in scopes if any(m.scores is not None for m in s["matrices"].values())]
+    if not present:
+        return False
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(present), figsize=(max(6.0, 3.2 * len(present)), 3.0), squeeze=False)
+    taus = agg.PROFILE_THRESHOLDS
+    for ax, scope in zip(axes[0], present):
+        for i, a in enumerate(ALGS):
+            m = scope["matrices"][a]
+            if m.scores is None:
+                continue
+            profile, band = agg.performance_profile(m.scores)
+            ax.plot(taus, profile, color=f"C{i}", linewidth=1.2, label=f"{NAMES[a]} ({m.scores.shape[0]} × {m.scores.shape[1]})")
+            ax.fill_between(taus, band[0], band[1], color=f"C{i}", alpha=0.2)
+        ax.set_ylim(-0.02, 1.02)
+        _style_panel(ax, scope["scope"], "normalized score tau", "fraction of runs with score > tau", ylabel_size=7)
+    _finish(fig, title, path)
+    return True
+
+
+def _aggregate_section(results: Results, tasks: tuple[str, ...], centralized: bool) -> tuple[list[str], list[dict[str, Any]]]:
+    """The markdown of a study's aggregate statistics and its scopes (for the profiles figure)."""
+    out = ["### Aggregate statistics", ""]
+    scopes = _aggregates(results, tasks, centralized)
+    if not any(_current_scores(results, a, t, r, centralized) for s in scopes[:-1] for a in ALGS for t, r in s["cells"]):
+        return out + [f"No run of update version {UPDATE_VERSION} yet: nothing to aggregate.", ""], scopes
+    out += [f"Normalized scores of the runs of update version {UPDATE_VERSION} (the protocol is under \"How a score is made\"). "
+            f"A tier's tasks are the {len(tasks)} above on that tier; \"{ALL_TIERS}\" takes all {len(scopes[-1]['cells'])}.", ""]
+    return out + _aggregate_rows(scopes) + [""], scopes
+
+
+def _aggregate_protocol() -> list[str]:
+    """The page's lines on how the aggregate statistics are made."""
+    taus = agg.PROFILE_THRESHOLDS
+    return [
+        "- **Aggregate statistics** (under Tables 3, 5 and 6) follow Agarwal et al. (2021), \"Deep RL at the edge of",
+        "  the statistical precipice\", computed with the `rliable` package (pinned in constraints.txt), as marl-eval",
+        "  and OG-MARL report: *runs* are the seeds, *tasks* are the study's datasets, per tier the study's tasks on",
+        f"  that tier and under \"{ALL_TIERS}\" every (task, tier) of the study. A run's score on a task is its",
+        "  normalized score above (0 = S_random, 100 = S_expert; it can fall outside 0..100).",
+        "  **IQM**: the mean of the middle 50% of all run × task scores (25% cut from each end).",
+        f"  **Optimality gap**: the mean of max(0, {agg.EXPERT:g} − score) over all run × task scores; the threshold is",
+        f"  {agg.EXPERT:g}, the expert's normalized score on this 0..100 scale (rliable's default threshold 1 is for 0..1 scores).",
+        f"  **P({NAMES[REFERENCE]} > X)**: per task, the probability that a run of {NAMES[REFERENCE]} scores above a run of X, ties",
+        "  counting half (Mann-Whitney U / (n_OMAR · n_X)), averaged over the tasks.",
+        f"  **Performance profiles** (figures): the fraction of run × task scores above tau, tau = {taus[0]:g}..{taus[-1]:g} in steps",
+        f"  of {taus[1] - taus[0]:g}. **95% confidence intervals**: percentile intervals of rliable's stratified bootstrap,",
+        f"  {agg.RESAMPLES:,} resamples per estimate; a resample draws the runs again with replacement within each",
+        "  task (as many as the method has), the tasks stay fixed; for P(OMAR > X) the runs of both methods are",
+        f"  drawn independently. NumPy's global generator (which rliable draws from) is seeded with {agg.BOOTSTRAP_SEED}",
+        "  before each estimate, so the same summaries give the same intervals.",
+        f"  **Included**: only runs of update version {UPDATE_VERSION}; a method enters a scope only with a run on",
+        "  every task of it, and then with the seeds finished on every task (a complete runs × tasks matrix);",
+        "  each row names the seeds left out for that reason, or the tasks without a run.",
+    ]
+
+
 def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
     """The markdown page; figures (when ``figures`` is given) are written and linked relative to ``page_dir``."""
     results = Results(load_summaries(results_dir))
@@ -351,6 +490,7 @@ def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
         "- **Learning curves** start with the evaluation before the first update (update 0), as the",
         "  official loop; it is not part of the score.",
         *results.version_note(),
+        *_aggregate_protocol(),
         "",
     ]
 
@@ -361,12 +501,21 @@ def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
         if made:
             out.extend([f"![{caption}]({link(path)})", ""])
 
+    def aggregates(name: str, tasks: tuple[str, ...], centralized: bool) -> None:
+        lines, scopes = _aggregate_section(results, tasks, centralized)
+        out.extend(lines)
+        if figures:
+            path = figures / f"{name}_profiles.png"
+            figure(_profiles_figure(scopes, path, f"{STUDIES[name].title.split(':')[0]}: performance profiles (95% bootstrap bands)"), path,
+                   f"{STUDIES[name].title.split(':')[0]} performance profiles")
+
     section("table3")
     cells = [(task, tier) for tier in TIERS for task in MPE_TASKS]
     out += _table_rows(results, cells, paper.TABLE3) + [""]
     if figures:
         figure(_curves_figure(results, figures / "table3_curves.png", [(t, r) for t, r in cells], [(NAMES[a], group_key(a, "{task}", "{tier}")) for a in ALGS], "Table 3: learning curves (mean over seeds, min..max shaded)"),
                figures / "table3_curves.png", "Table 3 learning curves")
+    aggregates("table3", MPE_TASKS, centralized=False)
 
     section("table4")
     out += ["| tier | OMAR (random) ours | paper | OMAR (CEM) ours | paper | OMAR (Gaussian) ours | paper |", "|---|---|---|---|---|---|---|"]
@@ -390,9 +539,11 @@ def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
             ours = [fmt(results.score(group_key(a, t, tier, centralized=True))) for t in MPE_TASKS]
             out.append(f"| {TIER_NAMES[tier]} | {NAMES[a]} | " + " | ".join(ours) + f" | {fmt(paper.TABLE5[tier][a])} |")
     out.append("")
+    aggregates("table5", MPE_TASKS, centralized=True)
 
     section("table6")
     out += _table_rows(results, [("halfcheetah_2x3", t) for t in TIERS], paper.TABLE6) + [""]
+    aggregates("table6", STUDIES["table6"].tasks, centralized=False)
 
     section("agents")
     out += ["Returns (not normalized) on spread medium-replay; improvement = 100 * (ours - reference) / |reference|, "
