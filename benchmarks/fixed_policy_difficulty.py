@@ -22,10 +22,10 @@ import functools
 
 import numpy as np
 
-from omar_lightning.collect import expert_policy
+from omar_lightning.data.collect.references import expert_policy
 from omar_lightning.envs import make_env, task_spec
 from omar_lightning.envs.mpe_competitive import FIXED_POLICIES
-from omar_lightning.envs.rollout import run_episodes, score, uniform_random_policy
+from omar_lightning.envs.rollout import run_episodes, task_returns, uniform_random_policy
 
 SETTING = {"predator_prey": "prey_policy", "world": "good_policy"}
 FITS = {"predator_prey": ("evade", "flee", "stand_still", "uniform_random"), "world": ("evade", "forage_flee", "stand_still", "uniform_random")}
@@ -49,14 +49,14 @@ def scores(task: str, env_kwargs: dict, episodes: int, snapshot: str | None, gau
         "uniform random": uniform_random_policy(np.random.default_rng(0), max(spec.act_dims)),
     }
     if snapshot:
-        from omar_lightning.online.matd3 import snapshot_policy_from_file
+        from omar_lightning.data.collect.snapshots import snapshot_policy_from_file
 
         players["snapshot"] = snapshot_policy_from_file(snapshot, 0.0, 0)
     for std in gaussian:
         players[f"gaussian {std}"] = _gaussian(std, max(spec.act_dims))
     out = {}
     for name, policy in players.items():
-        s = score(run_episodes(make, policy, episodes, 10_000))
+        s = task_returns(run_episodes(make, policy, episodes, 10_000))
         out[name] = (float(s.mean()), float(s.std()))
     return out
 

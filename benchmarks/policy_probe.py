@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from omar_lightning.envs import make_env, task_spec
-from omar_lightning.online import MATD3Config, load_snapshot
+from omar_lightning.data.collect.matd3 import MATD3Config
+from omar_lightning.data.collect.snapshots import load_snapshot
 
 
 def probe(path: str, episodes: int) -> dict[str, float]:
@@ -39,7 +40,7 @@ def probe(path: str, episodes: int) -> dict[str, float]:
             total += [rew[a] for a in names]
             if callable(getattr(env, "chase_distances", None)):
                 dists.append(env.chase_distances().mean())
-        scores.append(total[0] if spec.score_mode == "first" else total.mean())
+        scores.append(total[0] if spec.return_mode == "first" else total.mean())
     return {"score": float(np.mean(scores)), "mean_abs_force": float(np.mean(forces)),
             "chase_distance": float(np.mean(dists)) if dists else float("nan")}
 

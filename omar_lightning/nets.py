@@ -343,6 +343,13 @@ def clip_grad_norm_per_member_(params: Sequence[nn.Parameter], members: int | Se
     return norms
 
 
+@torch.no_grad()
+def soft_update_(targets: Sequence[Tensor], onlines: Sequence[Tensor], rho: float) -> None:
+    """theta' <- theta' + rho * (theta - theta') for every (target, online) tensor pair, in one
+    fused call (the same values as one ``lerp_`` per tensor)."""
+    torch._foreach_lerp_(list(targets), list(onlines), rho)
+
+
 class JointContext(nn.Module):
     """Centralized critic context of every agent (MATD3 style): all observations and the other
     agents' actions of the same joint transition.
