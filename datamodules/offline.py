@@ -11,10 +11,8 @@ from pytorch_lightning import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
-from omar_lightning.data import DatasetError, OfflineDataset, dataset_path, load_dataset
+from omar_lightning.data import TIERS, DatasetError, OfflineDataset, dataset_path, load_dataset
 from omar_lightning.envs import TASKS, task_spec
-
-TIERS = ("random", "medium_replay", "medium", "expert")
 
 
 def stack_padded(arrays: list[np.ndarray]) -> Tensor:

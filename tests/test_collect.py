@@ -13,7 +13,7 @@ TASK = "cooperative_navigation"
 KEYS = ["obs", "actions", "rewards", "next_obs", "dones"]
 
 
-def test_collect_random_tier_shapes_and_contents():
+def test_random_tier_shapes_and_contents():
     data = random_tier(TASK, 110, seed=0, progress=False)
     assert data["agent_names"] == ["agent_0", "agent_1", "agent_2"]
     for key in KEYS:
@@ -40,7 +40,7 @@ def test_collect_random_tier_shapes_and_contents():
     assert not np.array_equal(no[24], o[25])
 
 
-def test_collect_random_tier_deterministic_by_seed():
+def test_random_tier_deterministic_by_seed():
     a = random_tier(TASK, 60, seed=3, progress=False)
     b = random_tier(TASK, 60, seed=3, progress=False)
     c = random_tier(TASK, 60, seed=4, progress=False)
@@ -52,7 +52,7 @@ def test_collect_random_tier_deterministic_by_seed():
     assert not np.array_equal(a["actions"][0], c["actions"][0])
 
 
-def test_collect_random_tier_env_kwargs_and_first_state():
+def test_random_tier_env_kwargs_and_first_state():
     data = random_tier(TASK, 20, seed=0, progress=False, num_agents=2, max_cycles=10)
     assert len(data["obs"]) == 2 and data["obs"][0].shape == (20, 12)
     assert data["episode_returns"].shape == (2,)

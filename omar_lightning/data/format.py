@@ -17,11 +17,11 @@ key                    shape, dtype        meaning
 Row ``t`` of every array belongs to the same joint environment step. ``metadata`` holds
 ``format_version`` (1), ``task``, ``tier``, ``agent_names`` (array key order), ``obs_dims``,
 ``act_dims``, ``num_transitions``, ``s_random`` and ``s_expert`` (the reference returns of the
-normalized score ``100 * (S - S_random) / (S_expert - S_random)``), ``env_kwargs``, ``seed``,
+normalized score ``100 * (S - S_random) / (S_expert - S_random)``, :func:`normalized_score`), ``env_kwargs``, ``seed``,
 ``episode_returns`` (mean, std, min, max, count of the behaviour episodes) and ``checksum``:
 the SHA-256 of every array's key, dtype, shape and bytes in sorted key order, which loading
-verifies. Files are written under a temporary name and renamed when complete
-(:func:`omar_lightning.atomic.atomic_write`).
+verifies. ``tier`` is one of :data:`TIERS`. Files are written under a temporary name and renamed
+when complete (:func:`omar_lightning.atomic.atomic_write`).
 
 Arrays are float32. Loading also accepts float64 arrays (the checksum then covers the float64
 bytes as stored) and converts them to float32; a value beyond the float32 range is refused.
