@@ -1,4 +1,4 @@
-"""How hard each fixed policy (prey, good agents) is to catch: adversaries' scores against it.
+"""How hard each fixed policy (prey, good agents) is to catch: adversaries' task returns against it.
 
     python benchmarks/fixed_policy_difficulty.py predator_prey --variant official
     python benchmarks/fixed_policy_difficulty.py world --variant official --episodes 200
@@ -8,11 +8,11 @@
 
 For every fixed policy named (default: all of ``FIXED_POLICIES`` that fit the task) it plays the
 same episodes (seeds 10,000 onwards) with three kinds of adversaries and prints the mean and
-standard deviation of the task's score: the scripted chasers (the reference expert), uniform
+standard deviation of the task return: the scripted chasers (the reference expert), uniform
 random actions (the random tier's behaviour), with ``--snapshot`` a trained MATD3 snapshot
 without noise, and with ``--gaussian STD ...`` adversaries acting ``N(0, STD^2)`` clipped to
-[-1, 1] (0: at rest). A fixed policy is no easier than a still target when the adversaries score no
-more against it than against ``stand_still``.
+[-1, 1] (0: at rest). A fixed policy is no easier than a still target when the adversaries' return
+against it is no higher than against ``stand_still``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _gaussian(std: float, act_dim: int):
     return policy
 
 
-def scores(task: str, env_kwargs: dict, episodes: int, snapshot: str | None, gaussian: list[float]) -> dict[str, tuple[float, float]]:
+def task_returns_against(task: str, env_kwargs: dict, episodes: int, snapshot: str | None, gaussian: list[float]) -> dict[str, tuple[float, float]]:
     spec = task_spec(task, **env_kwargs)
     make = functools.partial(make_env, task, **env_kwargs)
     players = {
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--gaussian", nargs="*", type=float, default=[], help="also adversaries with Gaussian actions of these stds")
     args = parser.parse_args()
     for name in args.policies or [p for p in FITS[args.task] if p in FIXED_POLICIES]:
-        result = scores(args.task, {"variant": args.variant, SETTING[args.task]: name}, args.episodes, args.snapshot, args.gaussian)
+        result = task_returns_against(args.task, {"variant": args.variant, SETTING[args.task]: name}, args.episodes, args.snapshot, args.gaussian)
         cells = ", ".join(f"{who} {m:.2f} +- {s:.2f}" for who, (m, s) in result.items())
         print(f"{args.task} ({args.variant}) vs {name}: {cells}", flush=True)
 

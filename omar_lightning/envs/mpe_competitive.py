@@ -366,8 +366,8 @@ class MPECompetitive(MPETaskEnv):
     """An mpe2 world whose adversaries learn and whose good agents follow a fixed policy."""
 
     metadata = {"render_modes": ["human", "rgb_array"], "is_parallelizable": True, "render_fps": 10}
-    #: How an episode's score is read from the per-agent returns ("mean" or "first"); set by
-    #: each task.
+    #: How the task return of an episode is read from the per-agent returns ("mean" or "first");
+    #: set by each task.
     return_mode: str
     #: Landmark entries (obstacles first) before the other agents in every observation.
     num_landmarks_observed: int
@@ -485,7 +485,7 @@ def _check_int(name: str, value: Any, low: int) -> int:
 class PredatorPrey(MPECompetitive):
     """mpe2 ``simple_tag_v3``: 3 slower predators (``adversary_*``, learning) chase 1 faster prey
     (``agent_0``, fixed policy ``prey_policy``) around 2 obstacles; +10 to every predator for each
-    predator-prey collision. The episode score is the first predator's return (``return_mode``
+    predator-prey collision. The episode's task return is the first predator's (``return_mode``
     "first"), as the paper reports and the official evaluation reads it (``rewards[0][0]``).
 
     ``variant="official"`` (module docstring) adds the fork's physics and its shaped, shared
@@ -548,10 +548,10 @@ class World(MPECompetitive):
     ``variant="mpe2"`` (default) is mpe2's ``simple_world_comm_v3`` with its defaults: 4
     adversaries (the leader ``leadadversary_0``, whose action adds 4 communication numbers, and
     ``adversary_0..2``), 2 good agents, hidden agents in forests, 34 numbers per adversary;
-    score: the mean over the adversaries' returns. ``variant="official"`` is the official
+    task return: the mean over the adversaries' returns. ``variant="official"`` is the official
     fork's reduced world (:class:`OfficialWorldScenario`: 3 silent adversaries, 1 good agent,
     everyone sees through forests, 24 numbers per adversary, a fully shared reward) with its
-    physics; score: the first adversary's return, as the official evaluation reads it.
+    physics; task return: the first adversary's return, as the official evaluation reads it.
 
     Args:
         max_cycles: episode length in steps.
