@@ -1,4 +1,4 @@
-"""How hard each fixed policy (prey, good agents) is to catch: adversaries' scores against it.
+"""How hard each fixed policy (prey, good agents) is to catch: adversaries' task returns against it.
 
     python benchmarks/fixed_policy_difficulty.py predator_prey --variant official
     python benchmarks/fixed_policy_difficulty.py world --variant official --episodes 200
@@ -9,13 +9,13 @@
 
 For every fixed policy named (default: all of ``FIXED_POLICIES`` that fit the task) it plays the
 same episodes (seeds 10,000 onwards) with three kinds of adversaries and prints the mean and
-standard deviation of the task's score: the scripted chasers (the reference expert), uniform
+standard deviation of the task return: the scripted chasers (the reference expert), uniform
 random actions (the random tier's behaviour), with ``--snapshot`` a trained MATD3 snapshot
 without noise, and with ``--gaussian STD ...`` adversaries acting ``N(0, STD^2)`` clipped to
 [-1, 1] (0: at rest). ``--walk-forces F ...`` adds random walks of largest force F (uniform
 forces in ``[-F, F]^2``, as ``random_walk`` with its force set to F), the measurement that fixed
-``RANDOM_WALK_FORCE``. A fixed policy is no easier than a still target when the adversaries score no
-more against it than against ``stand_still``.
+``RANDOM_WALK_FORCE``. A fixed policy is no easier than a still target when the adversaries'
+return against it is no higher than against ``stand_still``.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import functools
 
 import numpy as np
 
-from omar_lightning.collect import expert_policy
+from omar_lightning.data.collect.references import expert_policy
 from omar_lightning.envs import make_env, task_spec
 from omar_lightning.envs.mpe_competitive import FIXED_POLICIES, register_fixed_policy, uniform_random_fixed_policy
-from omar_lightning.envs.rollout import run_episodes, score, uniform_random_policy
+from omar_lightning.envs.rollout import run_episodes, task_returns, uniform_random_policy
 
 SETTING = {"predator_prey": "prey_policy", "world": "good_policy"}
 FITS = {
@@ -47,7 +47,7 @@ def _gaussian(std: float, act_dim: int):
     return policy
 
 
-def scores(task: str, env_kwargs: dict, episodes: int, snapshot: str | None, gaussian: list[float]) -> dict[str, tuple[float, float]]:
+def task_returns_against(task: str, env_kwargs: dict, episodes: int, snapshot: str | None, gaussian: list[float]) -> dict[str, tuple[float, float]]:
     spec = task_spec(task, **env_kwargs)
     make = functools.partial(make_env, task, **env_kwargs)
     players = {
@@ -55,14 +55,14 @@ def scores(task: str, env_kwargs: dict, episodes: int, snapshot: str | None, gau
         "uniform random": uniform_random_policy(np.random.default_rng(0), max(spec.act_dims)),
     }
     if snapshot:
-        from omar_lightning.online.matd3 import snapshot_policy_from_file
+        from omar_lightning.data.collect.snapshots import snapshot_policy_from_file
 
         players["snapshot"] = snapshot_policy_from_file(snapshot, 0.0, 0)
     for std in gaussian:
         players[f"gaussian {std}"] = _gaussian(std, max(spec.act_dims))
     out = {}
     for name, policy in players.items():
-        s = score(run_episodes(make, policy, episodes, 10_000))
+        s = task_returns(run_episodes(make, policy, episodes, 10_000))
         out[name] = (float(s.mean()), float(s.std()))
     return out
 
@@ -82,7 +82,7 @@ def main() -> None:
         names.append(f"random walk {force:g}")
         register_fixed_policy(names[-1], lambda obs, env, f=force: f * uniform_random_fixed_policy(obs, env))
     for name in names:
-        result = scores(args.task, {"variant": args.variant, SETTING[args.task]: name}, args.episodes, args.snapshot, args.gaussian)
+        result = task_returns_against(args.task, {"variant": args.variant, SETTING[args.task]: name}, args.episodes, args.snapshot, args.gaussian)
         cells = ", ".join(f"{who} {m:.2f} +- {s:.2f}" for who, (m, s) in result.items())
         print(f"{args.task} ({args.variant}) vs {name}: {cells}", flush=True)
 

@@ -1,7 +1,7 @@
 """Return scale of cooperative navigation in the plane and on the line (``layout: line``).
 
 Prints, for N = 1..5 agents and both physics variants, the reference returns ``(S_random,
-S_expert)`` of :func:`omar_lightning.collect.reference_returns` (200 episodes seeded 10,000..10,199:
+S_expert)`` of :func:`omar_lightning.data.collect.references.reference_returns` (200 episodes seeded 10,000..10,199:
 uniform random actions, and the layout's scripted controller), and for the plane with one action
 axis (agents moving along x only, landmarks anywhere) an upper bound on any policy's return over
 the same episodes: each landmark's coverage term at most ``min(1 / dy, 10)`` for every one of the 25
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from omar_lightning.collect import reference_returns
+from omar_lightning.data.collect.references import reference_returns
 from omar_lightning.envs import make_env
 from omar_lightning.envs.cooperative_navigation import PAPER_MAX_LANDMARK_REWARD
 

@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/matd3_rate.py --num-agents 2 --layout line --steps 20000
 
-Runs :class:`~omar_lightning.online.matd3.MATD3Trainer` on cooperative navigation with the task's
+Runs :class:`~omar_lightning.data.collect.matd3.MATD3Trainer` on cooperative navigation with the task's
 settings and ``input_norm=False`` (no evaluations), on one torch thread, and times two pieces: the
 first ``start_steps`` (uniform random actions, no updates) and the rest (policy actions, updates).
 Prints wall and CPU seconds and steps per second of each piece; CPU time is what one core gives
@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from omar_lightning.online.matd3 import TASK_DEFAULTS, MATD3Config, MATD3Trainer
+from omar_lightning.data.collect.matd3 import TASK_DEFAULTS, MATD3Config, MATD3Trainer
 
 TASK = "cooperative_navigation"
 

@@ -1,9 +1,9 @@
-"""Score, mean force and chase distance of behaviour snapshots, played without noise.
+"""Return, mean force and chase distance of behaviour snapshots, played without noise.
 
     python benchmarks/policy_probe.py omar_lightning/policies/predator_prey/*.pt
 
 Plays each snapshot on the training run's evaluation episodes (``MATD3Config.eval_seed`` onwards)
-and prints the mean score, the mean |action| of the learning agents and, on predator-prey and
+and prints the mean task return, the mean |action| of the learning agents and, on predator-prey and
 world, the mean distance from a learning agent to its nearest good agent.
 """
 
@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from omar_lightning.envs import make_env, task_spec
-from omar_lightning.online import MATD3Config, load_snapshot
+from omar_lightning.data.collect.matd3 import MATD3Config
+from omar_lightning.data.collect.snapshots import load_snapshot
 
 
 def probe(path: str, episodes: int) -> dict[str, float]:
@@ -24,7 +25,7 @@ def probe(path: str, episodes: int) -> dict[str, float]:
     env = make_env(snap["task"], **snap["env_kwargs"])
     names = env.possible_agents
     width = max(snap["obs_dims"])
-    scores, forces, dists = [], [], []
+    returns, forces, dists = [], [], []
     for k in range(episodes):
         obs, _ = env.reset(seed=MATD3Config.eval_seed + k)
         total = np.zeros(len(names))
@@ -39,8 +40,8 @@ def probe(path: str, episodes: int) -> dict[str, float]:
             total += [rew[a] for a in names]
             if callable(getattr(env, "chase_distances", None)):
                 dists.append(env.chase_distances().mean())
-        scores.append(total[0] if spec.score_mode == "first" else total.mean())
-    return {"score": float(np.mean(scores)), "mean_abs_force": float(np.mean(forces)),
+        returns.append(total[0] if spec.return_mode == "first" else total.mean())
+    return {"return": float(np.mean(returns)), "mean_abs_force": float(np.mean(forces)),
             "chase_distance": float(np.mean(dists)) if dists else float("nan")}
 
 
@@ -52,7 +53,7 @@ def main() -> None:
     torch.set_num_threads(1)
     for path in args.snapshots:
         r = probe(path, args.episodes)
-        print(f"{path}: score {r['score']:.2f}, mean |force| {r['mean_abs_force']:.3f}, chase distance {r['chase_distance']:.3f}")
+        print(f"{path}: return {r['return']:.2f}, mean |force| {r['mean_abs_force']:.3f}, chase distance {r['chase_distance']:.3f}")
 
 
 if __name__ == "__main__":

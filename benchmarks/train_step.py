@@ -31,6 +31,7 @@ from torch import nn
 
 from omar_lightning import BC, MACQL, MAICQ, MATD3BC, OMAR, Refinement
 from omar_lightning.callbacks import SoftTargetUpdate
+from omar_lightning.nets import soft_update_
 from omar_lightning.data import OfflineDataset, save_dataset
 from omar_lightning.datamodules import MinibatchStream, OfflineDataModule
 from omar_lightning.envs import task_spec
@@ -100,7 +101,7 @@ def bare_loop(model: OMAR, stream: MinibatchStream, args) -> float:
         model.training_step(batch, u)
         with torch.no_grad():
             if target:  # BC has no target networks
-                torch._foreach_lerp_(target, online, 0.01)
+                soft_update_(target, online, 0.01)
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter())

@@ -13,7 +13,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from tqdm import tqdm
 
-from omar_lightning.evaluation import normalized_score
+from omar_lightning.data.format import normalized_score
 
 CURVE_FILE = "learning_curve.png"
 

@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 
+from omar_lightning.nets import soft_update_
+
 
 class SoftTargetUpdate(Callback):
     """After every update, lerp all target parameters towards their online twins in one fused call.
@@ -33,4 +35,4 @@ class SoftTargetUpdate(Callback):
     @torch.no_grad()
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._target:  # an actor-only algorithm (BC) has no target networks
-            torch._foreach_lerp_(self._target, self._online, self.rho)
+            soft_update_(self._target, self._online, self.rho)

@@ -11,10 +11,8 @@ from pytorch_lightning import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
-from omar_lightning.data import DatasetError, OfflineDataset, default_path, load_dataset
+from omar_lightning.data import TIERS, DatasetError, OfflineDataset, dataset_path, load_dataset
 from omar_lightning.envs import TASKS, task_spec
-
-TIERS = ("random", "medium_replay", "medium", "expert")
 
 
 def stack_padded(arrays: list[np.ndarray]) -> Tensor:
@@ -194,7 +192,7 @@ class OfflineDataModule(LightningDataModule):
             raise ValueError(f"data.task: unknown task {task!r}; known tasks: {', '.join(sorted(TASKS))}")
         self.save_hyperparameters()
         self.task, self.tier, self.batch_size, self.seed = task, tier, batch_size, seed
-        self.path = Path(path) if path else default_path(task, tier, env_kwargs)
+        self.path = dataset_path(path, task, tier, env_kwargs)
         self.generate, self.num_transitions, self.workers = generate, num_transitions, workers
         self.env_kwargs = dict(env_kwargs or {})
         self.eval_episodes, self.eval_seed, self.reference_episodes = eval_episodes, eval_seed, reference_episodes
@@ -227,7 +225,7 @@ class OfflineDataModule(LightningDataModule):
             return
         if not self.generate:
             raise DatasetError(f"dataset file not found: {self.path} (data.path); set data.generate: true or run 'omar collect'")
-        from omar_lightning.data.generate import write_random_dataset, write_snapshot_dataset
+        from omar_lightning.data.collect.tiers import write_random_dataset, write_snapshot_dataset
 
         try:
             if self.tier == "random":

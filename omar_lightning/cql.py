@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from omar_lightning.base import ActorCritic, check_setting
-from omar_lightning.losses import critic_loss, td_target, uniform_log_density
+from omar_lightning.losses import critic_loss, smoothed_target_action, td_target, uniform_log_density
 
 
 class ConservativeActorCritic(ActorCritic):
@@ -84,8 +84,7 @@ class ConservativeActorCritic(ActorCritic):
         with torch.no_grad():
             next_act = self.actor_target(next_obs)
             if hp.target_noise > 0:
-                noise = (torch.randn_like(next_act) * hp.target_noise).clamp(-hp.target_noise_clip, hp.target_noise_clip)
-                next_act = (next_act + noise).clamp(-1, 1) * self.actor.act_mask
+                next_act = smoothed_target_action(next_act, torch.randn_like(next_act), hp.target_noise, hp.target_noise_clip, self.actor.act_mask)
             target = td_target(rew, done, self.critic_target(self.critic_input(next_obs, next_act), next_act), hp.gamma)
             kinds = self.cql_actions(obs, next_obs) if hp.cql_alpha > 0 else []
         ctx = self.critic_input(obs, act)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from omar_lightning.data.format import FIELDS, DatasetError, load_dataset
+from omar_lightning.data.format import FIELDS, DatasetError, load_dataset, normalized_score
 from omar_lightning.data.importers import FORMATS
 
 
@@ -93,7 +93,7 @@ def _summary(path: Path, ds) -> dict[str, Any]:
     }
     er = meta.get("episode_returns") or {}
     if er.get("mean") is not None:
-        out["episode_returns_normalized"] = 100 * (er["mean"] - meta["s_random"]) / (meta["s_expert"] - meta["s_random"])
+        out["episode_returns_normalized"] = normalized_score(er["mean"], meta["s_random"], meta["s_expert"])
     if "simulator" in meta:
         out["simulator"] = meta["simulator"]
     return out
@@ -212,7 +212,7 @@ def cmd_compare(paths: list[Path], tier: str | None, as_json: bool) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> None:
-    from omar_lightning.collect_cli import _env_kwargs
+    from omar_lightning.arguments import key_values
     from omar_lightning.data.compare import compare_to_official
     from omar_lightning.data.format import save_dataset
     from omar_lightning.data.importers import build_dataset, read_source
@@ -221,7 +221,7 @@ def cmd_import(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.out}: exists; give --overwrite to replace it")
     if args.reference_episodes < 1 or args.workers < 1:
         raise ValueError("--reference-episodes and --workers must be >= 1")
-    env_kwargs = _env_kwargs(args.env_kwarg)
+    env_kwargs = key_values(args.env_kwarg)
     source = read_source(args.format, args.source, args.task, args.tier, args.seed, args.row)
     ds = build_dataset(source, args.task, args.tier, env_kwargs, args.s_random, args.s_expert, args.expert,
                        args.reference_episodes, args.workers)

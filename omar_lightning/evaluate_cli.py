@@ -20,23 +20,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from omar_lightning.data import default_path, read_metadata
+from omar_lightning.arguments import positive_int
+from omar_lightning.atomic import atomic_write
+from omar_lightning.data.format import dataset_path, normalized_score, read_metadata
 
 RENDER_FORMATS = ("none", "gif", "mp4")
 
 
 class EvaluateError(Exception):
     """Bad input to ``omar evaluate``; reported as one line, exit status 2."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,13 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
         "normalized score (each +- std over episodes), write a JSON summary, optionally render episodes.",
     )
     parser.add_argument("--ckpt_path", "--ckpt-path", required=True, help="checkpoint written by omar fit")
-    parser.add_argument("--episodes", type=_positive_int, help="episodes to play (default: the run's data.eval_episodes)")
+    parser.add_argument("--episodes", type=positive_int, help="episodes to play (default: the run's data.eval_episodes)")
     parser.add_argument("--seed", type=int, help="seed of episode 0; episode k uses seed + k (default: the run's data.eval_seed)")
     parser.add_argument("--out", help="JSON summary to write (default: <checkpoint>.eval.json next to the checkpoint); renders go next to it")
     parser.add_argument("--render", choices=RENDER_FORMATS, default="none", help="write the first --render-episodes episodes as GIF or MP4 (default: none)")
-    parser.add_argument("--render-episodes", "--render_episodes", type=_positive_int, default=1, help="episodes to render (default: 1)")
-    parser.add_argument("--fps", type=_positive_int, default=10, help="frames per second of renders (default: 10)")
-    parser.add_argument("--num-envs", "--num_envs", type=_positive_int, default=10, help="environment copies stepped together (default: 10)")
+    parser.add_argument("--render-episodes", "--render_episodes", type=positive_int, default=1, help="episodes to render (default: 1)")
+    parser.add_argument("--fps", type=positive_int, default=10, help="frames per second of renders (default: 10)")
+    parser.add_argument("--num-envs", "--num_envs", type=positive_int, default=10, help="environment copies stepped together (default: 10)")
     return parser
 
 
@@ -81,7 +73,7 @@ def _evaluation_record(path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]
     hp = checkpoint.get("datamodule_hyper_parameters")
     if not isinstance(hp, dict) or "task" not in hp:
         raise EvaluateError(f"{path} names no task: it was not written by omar fit")
-    dataset = Path(hp.get("path") or default_path(hp["task"], hp.get("tier", "random"), hp.get("env_kwargs")))
+    dataset = dataset_path(hp.get("path"), hp["task"], hp.get("tier", "random"), hp.get("env_kwargs"))
     try:
         meta = read_metadata(dataset)
         s_random, s_expert = float(meta["s_random"]), float(meta["s_expert"])
@@ -138,8 +130,8 @@ def write_render(path: Path, frames: list[np.ndarray], fmt: str, fps: int) -> No
 
 # ---------------------------------------------------------------------------- command
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from omar_lightning.envs.rollout import score
-    from omar_lightning.evaluation import normalized_score, policy_scores, render_episodes
+    from omar_lightning.envs.rollout import task_returns
+    from omar_lightning.evaluation import policy_returns, render_episodes
 
     if args.render == "mp4":
         _mp4_writer()  # fail before playing any episode
@@ -156,7 +148,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     s_random, s_expert = float(record["s_random"]), float(record["s_expert"])
 
     try:
-        returns = policy_scores(model.actor, task, env_kwargs, episodes, seed, num_envs=args.num_envs)
+        returns = policy_returns(model.actor, task, env_kwargs, episodes, seed, num_envs=args.num_envs)
     except ValueError as error:  # unknown task or environment settings
         raise EvaluateError(f"{ckpt}: {error}") from None
     normalized = normalized_score(returns, s_random, s_expert)
@@ -182,15 +174,14 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         out.parent.mkdir(parents=True, exist_ok=True)
         if args.render != "none":
             frames, result = render_episodes(model.actor, task, env_kwargs, args.render_episodes, seed)
-            for k, (episode, ret) in enumerate(zip(frames, score(result))):
+            for k, (episode, ret) in enumerate(zip(frames, task_returns(result))):
                 path = out.with_name(f"{out.stem}_seed{seed + k}.{args.render}")
                 total = len(episode) - 1
                 labelled = [annotate(f, f"seed {seed + k}   step {t}/{total}") for t, f in enumerate(episode)]
                 write_render(path, labelled, args.render, args.fps)
                 summary["renders"].append({"episode": k, "seed": seed + k, "path": str(path), "frames": len(episode), "return": float(ret)})
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        tmp.replace(out)
+        text = json.dumps(summary, indent=2) + "\n"
+        atomic_write(out, lambda f: f.write(text.encode()))
     except OSError as error:
         raise EvaluateError(f"cannot write the summary or renders next to {out} (--out): {error}") from None
     summary["summary"] = str(out)

@@ -1,4 +1,4 @@
-"""Rolling out the deterministic policies of a module and reducing the scores over ranks."""
+"""Rolling out the deterministic policies of a module and reducing their returns over ranks."""
 
 from __future__ import annotations
 
@@ -10,14 +10,10 @@ import torch
 from torchmetrics import MeanMetric
 from tqdm import tqdm
 
+from omar_lightning.data.format import normalized_score
 from omar_lightning.envs import make_env
-from omar_lightning.envs.rollout import RolloutResult, run_episodes, score
+from omar_lightning.envs.rollout import RolloutResult, run_episodes, task_returns
 from omar_lightning.errors import DivergenceError
-
-
-def normalized_score(returns: np.ndarray | torch.Tensor | float, s_random: float, s_expert: float):
-    """D4RL's normalized score: 100 * (S - S_random) / (S_expert - S_random)."""
-    return 100.0 * (returns - s_random) / (s_expert - s_random)
 
 
 def episode_share(total: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -43,9 +39,9 @@ def policy_rollouts(actor: torch.nn.Module, make: Callable[[], Any], num_episode
         actor.train(was_training)
 
 
-def policy_scores(actor: torch.nn.Module, task: str, env_kwargs: dict[str, Any], num_episodes: int, seed: int, num_envs: int = 10) -> np.ndarray:
-    """Scores of ``num_episodes`` episodes (seeds ``seed + k``) of ``actor`` in eval mode."""
-    return score(policy_rollouts(actor, lambda: make_env(task, **env_kwargs), num_episodes, seed, num_envs))
+def policy_returns(actor: torch.nn.Module, task: str, env_kwargs: dict[str, Any], num_episodes: int, seed: int, num_envs: int = 10) -> np.ndarray:
+    """Task returns of ``num_episodes`` episodes (seeds ``seed + k``) of ``actor`` in eval mode."""
+    return task_returns(policy_rollouts(actor, lambda: make_env(task, **env_kwargs), num_episodes, seed, num_envs))
 
 
 class _FrameRecorder:
@@ -80,7 +76,7 @@ class _FrameRecorder:
 
 
 def render_episodes(actor: torch.nn.Module, task: str, env_kwargs: dict[str, Any], num_episodes: int, seed: int) -> tuple[list[list[np.ndarray]], RolloutResult]:
-    """Play episodes ``seed .. seed + num_episodes - 1`` as :func:`policy_scores` does and keep
+    """Play episodes ``seed .. seed + num_episodes - 1`` as :func:`policy_returns` does and keep
     their RGB frames: the initial state and the state after every step (``episode_length + 1``
     frames ``[H, W, 3] uint8`` per episode), with the rollout result."""
     recorders: list[_FrameRecorder] = []
@@ -101,7 +97,7 @@ def evaluate_and_log(pl_module: Any, prefix: str, verbose: bool = True) -> dict[
     if dm.eval_episodes < world:
         raise ValueError(f"data.eval_episodes ({dm.eval_episodes}) must be at least the number of processes ({world})")
     first, count = episode_share(dm.eval_episodes, rank, world)
-    returns = torch.as_tensor(policy_scores(pl_module.actor, dm.task, dm.env_kwargs, count, dm.eval_seed + first), dtype=torch.float32)
+    returns = torch.as_tensor(policy_returns(pl_module.actor, dm.task, dm.env_kwargs, count, dm.eval_seed + first), dtype=torch.float32)
     if not torch.isfinite(returns).all():
         raise DivergenceError(f"update {pl_module.updates}: evaluation returns are not finite (the actor's actions are not finite)")
     meta = dm.meta

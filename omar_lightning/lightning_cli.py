@@ -49,7 +49,7 @@ def required_callbacks(model: Any) -> list[type]:
     """The callbacks that a fit of ``model`` cannot do without (SoftTargetUpdate only for
     algorithms that train critics against target networks)."""
     needed = [EnvEvaluation, UpdateCheckpoint]
-    if getattr(model, "trains_critic", True) and callable(getattr(model, "target_pairs", None)) and model.target_pairs():
+    if callable(getattr(model, "target_pairs", None)) and model.target_pairs():
         needed.insert(0, SoftTargetUpdate)
     return needed
 

@@ -21,6 +21,16 @@ def td_target(reward: Tensor, done: Tensor, next_q: Tensor, gamma: float) -> Ten
     return reward + gamma * (1.0 - done) * next_q.min(dim=0).values
 
 
+def smoothed_target_action(action: Tensor, standard_normal: Tensor, std: float, clip: float, act_mask: Tensor) -> Tensor:
+    """TD3's target policy smoothing: the target policy's action plus clipped Gaussian noise.
+
+    action, standard_normal: [A, B, D] (the noise drawn N(0, 1) by the caller, from its own
+    generator); act_mask: [A, 1, D] zeroes padded action features -> [A, B, D]
+    ``clamp(action + clamp(std * eps, -clip, clip), -1, 1) * act_mask``.
+    """
+    return (action + (standard_normal * std).clamp(-clip, clip)).clamp(-1.0, 1.0) * act_mask
+
+
 def cql_penalty(q_samples: Tensor, q_data: Tensor, log_density: Tensor) -> Tensor:
     """CQL(H) penalty of Eq. (1) per twin and agent, averaged over the batch.
 
@@ -83,6 +93,20 @@ def actor_loss(
         "actor/loss": per_agent.mean().detach(),
     }
     return per_agent.sum(), metrics
+
+
+def matd3_actor_loss(q_pi: Tensor, pre_tanh: Tensor, act_mask: Tensor, action_l2: float) -> tuple[Tensor, dict[str, Tensor]]:
+    """MATD3's actor loss (maddpg-pytorch's policy regulariser), minimised.
+
+    q_pi: [A, B] Q1(o, pi(o)); pre_tanh: [A, B, D] the actor's outputs before the tanh;
+    act_mask: [A, 1, D]. ``A * (-mean(Q1) + action_l2 * mean(z^2 * mask))``, the means over all
+    agents, rows and (padded) action features: the sum over agents of each agent's
+    ``-mean_b Q1 + action_l2 * sum_d z^2 / D``. Penalising the pre-tanh output ``z`` keeps the
+    actor from saturating at the box corners (penalising tanh(z) does not).
+    """
+    agents = q_pi.shape[0]
+    loss = -q_pi.mean() * agents + action_l2 * (pre_tanh.pow(2) * act_mask).mean() * agents
+    return loss, {"actor/q_pi": q_pi.mean().detach(), "actor/loss": loss.detach() / agents}
 
 
 def td3bc_actor_loss(pi: Tensor, q_pi: Tensor, data_action: Tensor, alpha: float, act_dims: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

@@ -13,7 +13,7 @@ from torch import Tensor
 from omar_lightning.base import check_setting
 from omar_lightning.cql import ConservativeActorCritic
 from omar_lightning.losses import actor_loss
-from omar_lightning.refinement import Refinement
+from omar_lightning.refinement import QFunction, Refinement
 
 
 class OMAR(ConservativeActorCritic):
@@ -51,14 +51,14 @@ class OMAR(ConservativeActorCritic):
         self.hparams["refinement"] = asdict(refinement)  # plain types: checkpoints load with weights_only
         self.refinement = refinement
 
-    def score_q1(self, obs: Tensor):
-        """Score function of the refinement: actions [A, K, B, D] -> Q1(o, a) [A, K, B]
+    def q1_function(self, obs: Tensor) -> QFunction:
+        """The refinement's Q function: actions [A, K, B, D] -> Q1(o, a) [A, K, B]
         (``obs``: each agent's critic input besides its action, see ``critic_input``)."""
 
-        def score(actions: Tensor) -> Tensor:
+        def q1(actions: Tensor) -> Tensor:
             return self.critic.sample_q(obs, actions, twins=1)[0]
 
-        return score
+        return q1
 
     def actor_objective(self, obs: Tensor, act: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """OMAR's actor (Eq. 2): tau-weighted pull towards the refined action, policy gradient through Q1."""
@@ -70,5 +70,5 @@ class OMAR(ConservativeActorCritic):
             q_pi = self.critic.q1(ctx, pi)
         a_hat = None
         if hp.tau > 0:
-            a_hat = self.refinement(self.score_q1(ctx), pi.detach(), q_pi.detach(), self.actor.act_mask)
+            a_hat = self.refinement(self.q1_function(ctx), pi.detach(), q_pi.detach(), self.actor.act_mask)
         return actor_loss(pi, q_pi, a_hat, hp.tau, hp.action_l2, self.act_dims_t)

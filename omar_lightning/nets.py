@@ -189,7 +189,7 @@ class TwinCritic(nn.Module):
     running statistics shared by Q1 and Q2, updated once per call, by Q1-only calls too), and
     the norm's affine gradients are the sum of both twins'. ``shared_norm=False`` gives each
     twin its own norm (members ``t * A + i``); it is kept for the online MATD3 behaviour trainer
-    (:mod:`omar_lightning.online.matd3`), whose shipped cooperative-navigation snapshots were
+    (:mod:`omar_lightning.data.collect.matd3`), whose shipped cooperative-navigation snapshots were
     trained with it and regenerate only with it.
 
     ``obs_dims``/``act_dims``: each agent's real input sizes (a prefix of ``obs_dim`` and of
@@ -341,6 +341,13 @@ def clip_grad_norm_per_member_(params: Sequence[nn.Parameter], members: int | Se
     for v in views:
         v.mul_(coef.view(1, groups, 1))
     return norms
+
+
+@torch.no_grad()
+def soft_update_(targets: Sequence[Tensor], onlines: Sequence[Tensor], rho: float) -> None:
+    """theta' <- theta' + rho * (theta - theta') for every (target, online) tensor pair, in one
+    fused call (the same values as one ``lerp_`` per tensor)."""
+    torch._foreach_lerp_(list(targets), list(onlines), rho)
 
 
 class JointContext(nn.Module):

@@ -1,8 +1,8 @@
 """Zeroth-order action refinement (Algorithm 1, lines 7-12) and the samplers of Table 4.
 
-Every sampler is a stateless ``torch.no_grad()`` function of a score function
-``score(actions [A, K, B, D]) -> Q-values [A, K, B]`` (Q1 of each agent at its own
-observations), the current policy actions ``pi [A, B, D]`` and their scores ``q_pi [A, B]``.
+Every sampler is a stateless ``torch.no_grad()`` function of a Q function
+``q_fn(actions [A, K, B, D]) -> Q-values [A, K, B]`` (Q1 of each agent at its own
+observations), the current policy actions ``pi [A, B, D]`` and their Q-values ``q_pi [A, B]``.
 It returns the picked action ``a_hat [A, B, D]``: the best of the searched actions and pi(o).
 """
 
@@ -15,7 +15,8 @@ from typing import Callable, Literal
 import torch
 from torch import Tensor
 
-Score = Callable[[Tensor], Tensor]
+#: ``q_fn(actions [A, K, B, D]) -> Q-values [A, K, B]``
+QFunction = Callable[[Tensor], Tensor]
 
 
 @dataclass
@@ -57,9 +58,9 @@ class Refinement:
         if self.sampler == "cem" and not 2 <= self.elites <= self.samples:
             raise ValueError(f"refinement.elites must be in [2, samples={self.samples}] (the elites' unbiased std), got {self.elites}")
 
-    def __call__(self, score: Score, pi: Tensor, q_pi: Tensor, act_mask: Tensor) -> Tensor:
+    def __call__(self, q_fn: QFunction, pi: Tensor, q_pi: Tensor, act_mask: Tensor) -> Tensor:
         """Refined actions [A, B, D]; act_mask [A, 1, D] zeroes padded action features."""
-        return SAMPLERS[self.sampler](self, score, pi, q_pi, act_mask)
+        return SAMPLERS[self.sampler](self, q_fn, pi, q_pi, act_mask)
 
 
 def _pick(actions: Tensor, q: Tensor, pi: Tensor, q_pi: Tensor) -> Tensor:
@@ -77,13 +78,13 @@ def _draw(mu: Tensor, sigma: Tensor, k: int, act_mask: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def gaussian_refinement(cfg: Refinement, score: Score, pi: Tensor, q_pi: Tensor, act_mask: Tensor) -> Tensor:
+def gaussian_refinement(cfg: Refinement, q_fn: QFunction, pi: Tensor, q_pi: Tensor, act_mask: Tensor) -> Tensor:
     """Iteratively refined Gaussian (Eq. 3): softmax(beta * Q)-weighted mean, spread about the new mean."""
     mu = torch.full_like(pi, cfg.mu0).unsqueeze(1)
     sigma = torch.full_like(mu, cfg.sigma0)
     for _ in range(cfg.iterations):
         actions = _draw(mu, sigma, cfg.samples, act_mask)
-        q = score(actions)
+        q = q_fn(actions)
         w = torch.softmax(cfg.beta * q, dim=1).unsqueeze(-1)  # softmax subtracts the max
         mu = (w * actions).sum(dim=1, keepdim=True)
         sigma = (actions - mu).pow(2).mean(dim=1, keepdim=True).sqrt()
@@ -91,7 +92,7 @@ def gaussian_refinement(cfg: Refinement, score: Score, pi: Tensor, q_pi: Tensor,
 
 
 @torch.no_grad()
-def cem_refinement(cfg: Refinement, score: Score, pi: Tensor, q_pi: Tensor, act_mask: Tensor) -> Tensor:
+def cem_refinement(cfg: Refinement, q_fn: QFunction, pi: Tensor, q_pi: Tensor, act_mask: Tensor) -> Tensor:
     """Cross-entropy method: refit N(mu, sigma) to the top ``elites`` (mean and unbiased standard
     deviation, as the official code), the elites carried into the next population."""
     mu = torch.full_like(pi, cfg.mu0).unsqueeze(1)
@@ -99,7 +100,7 @@ def cem_refinement(cfg: Refinement, score: Score, pi: Tensor, q_pi: Tensor, act_
     elites = elite_q = None
     for _ in range(cfg.iterations):
         actions = _draw(mu, sigma, cfg.samples, act_mask)
-        q = score(actions)
+        q = q_fn(actions)
         if elites is not None:
             actions, q = torch.cat([actions, elites], 1), torch.cat([q, elite_q], 1)
         elite_q, idx = q.topk(cfg.elites, dim=1)
@@ -110,12 +111,12 @@ def cem_refinement(cfg: Refinement, score: Score, pi: Tensor, q_pi: Tensor, act_
 
 
 @torch.no_grad()
-def random_shooting(cfg: Refinement, score: Score, pi: Tensor, q_pi: Tensor, act_mask: Tensor) -> Tensor:
+def random_shooting(cfg: Refinement, q_fn: QFunction, pi: Tensor, q_pi: Tensor, act_mask: Tensor) -> Tensor:
     """Random shooting: the best of iterations * samples uniform actions in [-1, 1]^d, and pi."""
     k = cfg.iterations * cfg.samples
     shape = (pi.shape[0], k) + pi.shape[1:]
     actions = (torch.rand(shape, device=pi.device, dtype=pi.dtype) * 2 - 1) * act_mask.unsqueeze(1)
-    return _pick(actions, score(actions), pi, q_pi)
+    return _pick(actions, q_fn(actions), pi, q_pi)
 
 
 SAMPLERS = {"gaussian": gaussian_refinement, "cem": cem_refinement, "random": random_shooting}

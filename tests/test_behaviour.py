@@ -14,7 +14,8 @@ import torch
 
 from omar_lightning.cli import main
 from omar_lightning.data import DatasetError, load_dataset
-from omar_lightning.online import MATD3Config, MATD3Trainer, load_snapshot
+from omar_lightning.data.collect.matd3 import MATD3Config, MATD3Trainer
+from omar_lightning.data.collect.snapshots import load_snapshot
 
 TINY = dict(hidden_dim=16, batch_size=32, buffer_size=2000, start_steps=100, update_every=10, updates_per_step=0.5,
             num_envs=2, eval_every=100, eval_episodes=2)
@@ -35,7 +36,7 @@ def test_matd3_is_deterministic_for_a_seed_and_learns_something():
     assert runs[0].evaluations == runs[1].evaluations and len(runs[0].evaluations) == 3
     assert not torch.equal(_params(runs[0]), _params(runs[2]))
     # transitions in the buffer: actions in the box, padded slots zero, obs continue next_obs within an episode
-    buf = runs[0].buf
+    buf = runs[0].replay.arrays
     assert np.abs(buf["actions"][:300]).max() <= 1
     assert np.array_equal(buf["obs"][2, :, :], buf["next_obs"][0, :, :])  # env copy 0 at step 0 then step 1
 
@@ -87,8 +88,8 @@ def test_matd3_continued_past_its_buffer_equals_a_run_with_the_larger_buffer(tmp
     resumed.train(400, progress=False)
     assert (resumed.steps, resumed.updates, resumed.size) == (full.steps, full.updates, full.size)
     assert torch.equal(_params(resumed), _params(full))
-    for k, v in full.buf.items():
-        assert np.array_equal(resumed.buf[k], v), k
+    for k, v in full.replay.arrays.items():
+        assert np.array_equal(resumed.replay.arrays[k], v), k
 
 
 def test_collect_train_continues_past_its_first_steps(tmp_path):
@@ -103,7 +104,7 @@ def test_collect_train_continues_past_its_first_steps(tmp_path):
 
 def test_collect_train_records_its_time_at_every_evaluation(tmp_path, monkeypatch):
     """A run stopped after an evaluation keeps the time it trained; resuming adds to it."""
-    from omar_lightning import collect_cli
+    from omar_lightning.data.collect.snapshots import SnapshotIndex
 
     out = tmp_path / "run"
     args = ["train", "--task", "cooperative_navigation", "--out", str(out), "--eval-every", "250", "--no-progress"]
@@ -111,7 +112,7 @@ def test_collect_train_records_its_time_at_every_evaluation(tmp_path, monkeypatc
     def stop(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(collect_cli, "_final_levels", stop)
+    monkeypatch.setattr(SnapshotIndex, "pick_final_levels", stop)
     with pytest.raises(KeyboardInterrupt):
         _collect([*args, "--steps", "250"])
     first = json.loads((out / "snapshots.json").read_text())["train_seconds"]
@@ -153,16 +154,16 @@ def test_matd3_shaping_changes_only_the_training_reward():
     plain = MATD3Trainer("predator_prey", 2, config=MATD3Config(**cfg))
     for t in (shaped, plain):
         t.train(200, progress=False)  # uniform random steps only: the same transitions
-    assert shaped.updates == plain.updates == 0 and "distances" not in plain.buf
+    assert shaped.updates == plain.updates == 0 and "distances" not in plain.replay.arrays
     for k in ("obs", "actions", "rewards", "next_obs", "dones"):
-        assert np.array_equal(shaped.buf[k][:200], plain.buf[k][:200]), k  # the buffer keeps the task reward
-    d = shaped.buf["distances"][:200]
+        assert np.array_equal(shaped.replay.arrays[k][:200], plain.replay.arrays[k][:200]), k  # the buffer keeps the task reward
+    d = shaped.replay.arrays["distances"][:200]
     assert d.min() > 0 and d.max() < 10
     # one update of each: equal when the plain run's rewards are the shaped ones
-    plain.buf["rewards"][:200] -= 0.5 * d
+    plain.replay.arrays["rewards"][:200] -= 0.5 * d
     shaped.update(), plain.update()
     assert torch.equal(_params(shaped), _params(plain))
-    plain.buf["rewards"][:200] += 0.5 * d
+    plain.replay.arrays["rewards"][:200] += 0.5 * d
     plain.update(), shaped.update()
     assert not torch.equal(_params(shaped), _params(plain))
     with pytest.raises(ValueError, match="shaping"):
@@ -202,7 +203,7 @@ def test_collect_train_set_overrides_config_fields_and_is_checked_on_resume(tmp_
 def test_matd3_heterogeneous_world_and_decentralized_critics():
     t = MATD3Trainer("world", 0, config=MATD3Config(**{**TINY, "centralized": False, "num_envs": 1, "eval_every": 1000}))
     t.train(150, progress=False)
-    assert t.updates > 0 and np.all(t.buf["actions"][:150, 1:, 2:] == 0) and np.any(t.buf["actions"][:150, 0, 2:] != 0)  # silent adversaries' padded action slots
+    assert t.updates > 0 and np.all(t.replay.arrays["actions"][:150, 1:, 2:] == 0) and np.any(t.replay.arrays["actions"][:150, 0, 2:] != 0)  # silent adversaries' padded action slots
     with pytest.raises(ValueError, match="buffer_size"):
         t.train(5000, progress=False)
 
@@ -366,9 +367,10 @@ SHIPPED = sorted(p for p in (Path(__file__).parents[1] / "omar_lightning" / "pol
 def test_shipped_snapshots_replay_their_recorded_scores(folder):
     """Every committed behaviour policy is the one its metadata describes: played noiselessly on
     the training run's evaluation episodes, it scores exactly what snapshots.json recorded."""
+    from omar_lightning.data.collect.matd3 import TASK_DEFAULTS
+    from omar_lightning.data.collect.snapshots import snapshot_policy
     from omar_lightning.envs import make_env
-    from omar_lightning.envs.rollout import run_episodes, score
-    from omar_lightning.online.matd3 import TASK_DEFAULTS, snapshot_policy
+    from omar_lightning.envs.rollout import run_episodes, task_returns
 
     index = json.loads((folder / "snapshots.json").read_text())
     cfg = MATD3Config(**TASK_DEFAULTS.get(index["task"], {}))  # the run's evaluation episodes
@@ -383,5 +385,5 @@ def test_shipped_snapshots_replay_their_recorded_scores(folder):
         # five episodes replay as 3505.8, 960.8 (a fall), 3303.2, 3572.2, 3372.7 (mean 2942.9)
         # against the recorded 3439.3, the expert's to the digit. There the check is the level.
         tolerance = 0.2 if index["task"] == "halfcheetah_2x3" else 1e-5
-        assert float(score(res).mean()) == pytest.approx(index["levels"][level]["score"], rel=tolerance)
+        assert float(task_returns(res).mean()) == pytest.approx(index["levels"][level]["score"], rel=tolerance)
         assert snap["score"] == pytest.approx(index["levels"][level]["score"], rel=1e-9)

@@ -334,7 +334,7 @@ BAR = r"\| {n}/{n} \[\d\d:\d\d<\d\d:\d\d, "  # tqdm: done/total [elapsed<remaini
 
 
 def test_dataset_collection_shows_progress_with_total_and_time_left(capsys, tmp_path):
-    from omar_lightning.data.generate import POLICIES
+    from omar_lightning.data.collect.snapshots import POLICIES
 
     main(["collect", "dataset", "--task", "cooperative_navigation", "--tier", "medium", "--policy", str(POLICIES / "cooperative_navigation" / "medium.pt"),
           "--size", "100", "--reference-episodes", "3", "--out", str(tmp_path / "m.npz")])

@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omar_lightning.collect import collect_random_tier, reference_returns
+from omar_lightning.data.collect.references import reference_returns
+from omar_lightning.data.collect.tiers import random_tier
 from omar_lightning.envs import make_env
 
 TASK = "cooperative_navigation"
 KEYS = ["obs", "actions", "rewards", "next_obs", "dones"]
 
 
-def test_collect_random_tier_shapes_and_contents():
-    data = collect_random_tier(TASK, 110, seed=0, progress=False)
+def test_random_tier_shapes_and_contents():
+    data = random_tier(TASK, 110, seed=0, progress=False)
     assert data["agent_names"] == ["agent_0", "agent_1", "agent_2"]
     for key in KEYS:
         assert len(data[key]) == 3
@@ -39,10 +40,10 @@ def test_collect_random_tier_shapes_and_contents():
     assert not np.array_equal(no[24], o[25])
 
 
-def test_collect_random_tier_deterministic_by_seed():
-    a = collect_random_tier(TASK, 60, seed=3, progress=False)
-    b = collect_random_tier(TASK, 60, seed=3, progress=False)
-    c = collect_random_tier(TASK, 60, seed=4, progress=False)
+def test_random_tier_deterministic_by_seed():
+    a = random_tier(TASK, 60, seed=3, progress=False)
+    b = random_tier(TASK, 60, seed=3, progress=False)
+    c = random_tier(TASK, 60, seed=4, progress=False)
     for key in KEYS:
         for x, y in zip(a[key], b[key]):
             np.testing.assert_array_equal(x, y)
@@ -51,8 +52,8 @@ def test_collect_random_tier_deterministic_by_seed():
     assert not np.array_equal(a["actions"][0], c["actions"][0])
 
 
-def test_collect_random_tier_env_kwargs_and_first_state():
-    data = collect_random_tier(TASK, 20, seed=0, progress=False, num_agents=2, max_cycles=10)
+def test_random_tier_env_kwargs_and_first_state():
+    data = random_tier(TASK, 20, seed=0, progress=False, num_agents=2, max_cycles=10)
     assert len(data["obs"]) == 2 and data["obs"][0].shape == (20, 12)
     assert data["episode_returns"].shape == (2,)
     # Episode 0 of seed 0 is the env reset with seed 1_000_000.
@@ -62,11 +63,11 @@ def test_collect_random_tier_env_kwargs_and_first_state():
 
 def test_collect_errors():
     with pytest.raises(ValueError, match="nope"):
-        collect_random_tier("nope", 10, progress=False)
+        random_tier("nope", 10, progress=False)
     with pytest.raises(ValueError, match="num_transitions"):
-        collect_random_tier(TASK, 0, progress=False)
+        random_tier(TASK, 0, progress=False)
     with pytest.raises(ValueError, match="num_agents"):
-        collect_random_tier(TASK, 10, progress=False, num_agents=9)
+        random_tier(TASK, 10, progress=False, num_agents=9)
     with pytest.raises(ValueError, match="nope"):
         reference_returns("nope")
 

@@ -23,7 +23,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from omar_lightning import OMAR
 from omar_lightning.datamodules import MinibatchStream, OfflineDataModule
-from omar_lightning.evaluation import episode_share, normalized_score, policy_scores
+from omar_lightning.data.format import normalized_score
+from omar_lightning.evaluation import episode_share, policy_returns
 from omar_lightning.nets import clip_grad_norm_per_member_, parameter_members
 from omar_lightning.data import save_dataset
 
@@ -158,7 +159,7 @@ def test_every_update_applies_the_mean_of_the_processes_gradients(run):
 def _scores(record_state: dict, hparams: dict, seed: int) -> np.ndarray:
     model = OMAR(**hparams)
     model.load_state_dict(record_state)
-    return policy_scores(model.actor, "cooperative_navigation", {}, EVAL_EPISODES, seed)
+    return policy_returns(model.actor, "cooperative_navigation", {}, EVAL_EPISODES, seed)
 
 
 def test_logged_evaluation_is_the_mean_over_all_processes_episodes(run):

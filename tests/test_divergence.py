@@ -145,7 +145,7 @@ def test_checkpoint_io_refuses_non_finite_weights_and_keeps_the_previous_file(tm
 def test_non_finite_evaluation_returns_are_refused(tmp_path, monkeypatch):
     import omar_lightning.evaluation as evaluation
 
-    monkeypatch.setattr(evaluation, "policy_scores", lambda *a, **k: np.array([1.0, np.nan]))
+    monkeypatch.setattr(evaluation, "policy_returns", lambda *a, **k: np.array([1.0, np.nan]))
     dm = SimpleNamespace(eval_episodes=2, task="cooperative_navigation", env_kwargs={}, eval_seed=0, meta={"s_random": 0.0, "s_expert": 1.0})
     module = SimpleNamespace(trainer=SimpleNamespace(datamodule=dm, world_size=1, global_rank=0), actor=None, updates=7)
     with pytest.raises(DivergenceError, match=r"update 7: evaluation returns are not finite"):

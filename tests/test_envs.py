@@ -21,7 +21,7 @@ from omar_lightning.envs.rollout import (
     RolloutResult,
     run_episodes,
     run_episodes_parallel,
-    score,
+    task_returns,
     seeded_uniform_random_policy,
     uniform_random_policy,
 )
@@ -318,7 +318,7 @@ def test_rollout_records_consistent_transitions():
         np.testing.assert_allclose(
             res.rewards[i].reshape(5, 6).sum(1), res.episode_returns[:, i], rtol=1e-5
         )
-    np.testing.assert_allclose(score(res), res.episode_returns.mean(axis=1))
+    np.testing.assert_allclose(task_returns(res), res.episode_returns.mean(axis=1))
 
 
 class _TerminatingEnv(CooperativeNavigation):
@@ -348,7 +348,7 @@ SHIPPED_MEDIUM = Path(__file__).resolve().parents[1] / "omar_lightning/policies/
 
 @pytest.mark.parametrize("noisy_snapshot", [False, True])
 def test_parallel_rollout_equals_one_process_bit_for_bit(noisy_snapshot):
-    from omar_lightning.online.matd3 import snapshot_policy_from_file
+    from omar_lightning.data.collect.snapshots import snapshot_policy_from_file
 
     # 23 episodes of 6 steps in rounds of 4 copies: 6 rounds (the last one of 3 episodes) over 3
     # workers, so workers skip earlier rounds' random draws and the last block is short.
@@ -434,7 +434,7 @@ def test_scripted_expert_beats_random():
     expert = run_episodes(make3(), scripted_spread_actions, 20, seed=1000)
     rand = run_episodes(make3(), uniform_random_policy(np.random.default_rng(0), 2), 20,
                         seed=1000)
-    s_expert, s_random = score(expert).mean(), score(rand).mean()
+    s_expert, s_random = task_returns(expert).mean(), task_returns(rand).mean()
     assert s_random > 0
     assert s_expert >= 2.0 * s_random
     assert s_expert > 500.0  # all landmarks covered for most of the 25 steps (max 750)
@@ -445,6 +445,6 @@ def test_scripted_expert_other_sizes(n):
     make = lambda: make_env(TASK, num_agents=n)
     expert = run_episodes(make, scripted_spread_actions, 6, seed=0)
     rand = run_episodes(make, uniform_random_policy(np.random.default_rng(0), 2), 6, seed=0)
-    assert score(expert).mean() >= 2.0 * score(rand).mean()
+    assert task_returns(expert).mean() >= 2.0 * task_returns(rand).mean()
     actions = scripted_spread_actions(np.zeros((n, 2, 6 * n), dtype=np.float32))
     assert actions.shape == (n, 2, 2) and actions.dtype == np.float32

@@ -20,7 +20,8 @@ from omar_lightning import OMAR
 from omar_lightning.cli import main
 from omar_lightning.data import save_dataset
 from omar_lightning.envs import task_spec
-from omar_lightning.evaluation import normalized_score, policy_scores
+from omar_lightning.data.format import normalized_score
+from omar_lightning.evaluation import policy_returns
 
 from conftest import synthetic_dataset
 
@@ -53,7 +54,7 @@ def evaluate(capsys, *args: str) -> tuple[dict, str]:
 def test_summary_matches_a_direct_evaluation_of_the_checkpoint(run, tmp_path, capsys):
     summary, out = evaluate(capsys, "--ckpt_path", str(run["ckpt"]), "--episodes", "4", "--seed", "7", "--out", str(tmp_path / "s.json"))
     model = OMAR.load_from_checkpoint(run["ckpt"], map_location="cpu", weights_only=True)
-    direct = policy_scores(model.actor, "cooperative_navigation", {}, 4, 7)
+    direct = policy_returns(model.actor, "cooperative_navigation", {}, 4, 7)
     assert summary["returns"] == [float(r) for r in direct]
     assert summary["return_mean"] == pytest.approx(direct.mean(), rel=1e-12)
     assert summary["return_std"] == pytest.approx(direct.std(), rel=1e-12)

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from omar_lightning.data import DatasetError, load_dataset
-from omar_lightning.data.generate import POLICIES, shipped_snapshots, write_snapshot_dataset
+from omar_lightning.data.collect.snapshots import POLICIES, shipped_snapshots
+from omar_lightning.data.collect.tiers import write_snapshot_dataset
 from omar_lightning.datamodules import OfflineDataModule
 
 ROOT = Path(__file__).resolve().parents[1]

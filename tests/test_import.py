@@ -150,7 +150,7 @@ def test_halfcheetah_needs_the_state_files_the_loader_reads(tmp_path, capsys):
 
 
 def test_measured_reference_returns_are_the_reference_code_s(tmp_path, capsys, specs):
-    from omar_lightning.collect import reference_returns
+    from omar_lightning.data.collect.references import reference_returns
 
     spec = specs["cooperative_navigation"]
     folder = write_official(tmp_path, "simple_spread", "random", 0, spec.obs_dims, spec.act_dims, episodes=1)
@@ -168,8 +168,8 @@ def test_s_expert_from_a_snapshot(tmp_path, capsys, specs):
     from pathlib import Path
 
     from omar_lightning.envs import make_env
-    from omar_lightning.envs.rollout import run_episodes, score
-    from omar_lightning.online.matd3 import load_snapshot, snapshot_policy
+    from omar_lightning.envs.rollout import run_episodes, task_returns
+    from omar_lightning.data.collect.snapshots import load_snapshot, snapshot_policy
 
     spec = specs["cooperative_navigation"]
     folder = write_official(tmp_path, "simple_spread", "expert", 0, spec.obs_dims, spec.act_dims, episodes=1)
@@ -181,7 +181,7 @@ def test_s_expert_from_a_snapshot(tmp_path, capsys, specs):
     # the snapshot played without noise on the reference episodes (seeded 10,000 and 10,001)
     policy = snapshot_policy(load_snapshot(snapshot), 0.0, np.random.default_rng(0))
     played = run_episodes(lambda: make_env("cooperative_navigation"), policy, 2, 10_000)
-    assert m["s_expert"] == pytest.approx(float(score(played).mean()))
+    assert m["s_expert"] == pytest.approx(float(task_returns(played).mean()))
     assert f"S_expert: {snapshot} without noise (2 episodes)" in m["reference"]
     code, _, err = run(["import", "official", str(folder), "--out", str(tmp_path / "t.npz"), "--expert", str(snapshot), "--s-expert", "3"], capsys)
     assert code == 2 and "not both" in err

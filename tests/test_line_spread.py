@@ -15,7 +15,8 @@ from pytorch_lightning import Trainer
 
 from omar_lightning import OMAR
 from omar_lightning.cli import main
-from omar_lightning.collect import collect_random_tier, expert_policy, reference_returns
+from omar_lightning.data.collect.references import expert_policy, reference_returns
+from omar_lightning.data.collect.tiers import random_tier
 from omar_lightning.data import load_dataset
 from omar_lightning.datamodules import OfflineDataModule
 from omar_lightning.envs import make_env, task_spec
@@ -24,7 +25,7 @@ from omar_lightning.envs.cooperative_navigation import (
     line_observation_index,
     paper_reward,
 )
-from omar_lightning.envs.rollout import run_episodes, score, uniform_random_policy
+from omar_lightning.envs.rollout import run_episodes, task_returns, uniform_random_policy
 from omar_lightning.envs.scripted import (
     decode_line_obs,
     line_assignment,
@@ -32,8 +33,8 @@ from omar_lightning.envs.scripted import (
     scripted_spread_actions,
     spread_controller,
 )
-from omar_lightning.evaluation import policy_scores
-from omar_lightning.online import load_snapshot
+from omar_lightning.evaluation import policy_returns
+from omar_lightning.data.collect.snapshots import load_snapshot
 
 TASK = "cooperative_navigation"
 DT, DAMPING, ACCEL = 0.1, 0.25, 5.0
@@ -271,8 +272,8 @@ def test_assignment_keeps_the_order_agrees_across_agents_and_is_min_sum():
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
 def test_scripted_controller_beats_random(n, variant):
     make = lambda: line(n, variant=variant)  # noqa: E731
-    expert = score(run_episodes(make, scripted_line_actions, 20, seed=1000)).mean()
-    rand = score(run_episodes(make, uniform_random_policy(np.random.default_rng(0), 1), 20, seed=1000)).mean()
+    expert = task_returns(run_episodes(make, scripted_line_actions, 20, seed=1000)).mean()
+    rand = task_returns(run_episodes(make, uniform_random_policy(np.random.default_rng(0), 1), 20, seed=1000)).mean()
     assert expert > rand + 100.0
     # The most an episode can score is 25 steps x 10 per landmark = 250 N.
     assert expert > (0.7 if variant == "official" else 0.55) * 250 * n
@@ -291,7 +292,7 @@ def test_the_controller_of_each_layout():
 
 # --------------------------------------------------------------------------- collection
 def test_random_tier_and_reference_returns_on_the_line():
-    data = collect_random_tier(TASK, 60, seed=0, progress=False, num_agents=2, layout="line")
+    data = random_tier(TASK, 60, seed=0, progress=False, num_agents=2, layout="line")
     assert [o.shape for o in data["obs"]] == [(60, 7)] * 2 and [a.shape for a in data["actions"]] == [(60, 1)] * 2
     obs, _ = line(2).reset(seed=1_000_000)
     np.testing.assert_array_equal(data["obs"][0][0], obs["agent_0"])
@@ -327,5 +328,5 @@ def test_collect_train_and_datasets_end_to_end(tmp_path):
             enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0).fit(model, datamodule=dm)
     assert model.updates == 2 and dm.act_dims == [1, 1]
     assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items() if k.startswith("actor.net.fc"))
-    scores = policy_scores(model.actor, TASK, env_kwargs, num_episodes=3, seed=0)
+    scores = policy_returns(model.actor, TASK, env_kwargs, num_episodes=3, seed=0)
     assert scores.shape == (3,) and np.isfinite(scores).all()

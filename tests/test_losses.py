@@ -5,7 +5,15 @@ import math
 import pytest
 import torch
 
-from omar_lightning.losses import actor_loss, cql_penalty, critic_loss, td_target, uniform_log_density
+from omar_lightning.losses import (
+    actor_loss,
+    cql_penalty,
+    critic_loss,
+    matd3_actor_loss,
+    smoothed_target_action,
+    td_target,
+    uniform_log_density,
+)
 
 
 def test_td_target_by_hand():
@@ -80,3 +88,42 @@ def test_actor_loss_tau_zero_ignores_the_target_action():
     b, _ = actor_loss(pi, q, None, 0.0, 0.0, torch.tensor([2.0]))
     torch.testing.assert_close(a, b)
     torch.testing.assert_close(a, -q.mean())
+
+
+def test_smoothed_target_action_against_scalar_loops():
+    """TD3's target smoothing: noise clipped at +-clip, the sum clipped to [-1, 1], padded features 0."""
+    torch.manual_seed(5)
+    A, B, D = 2, 7, 3
+    action, eps = torch.rand(A, B, D) * 2 - 1, torch.randn(A, B, D) * 2
+    mask = torch.tensor([[[1.0, 1.0, 1.0]], [[1.0, 1.0, 0.0]]])
+    out = smoothed_target_action(action, eps, 0.4, 0.5, mask)
+    assert out.shape == (A, B, D)
+    for i in range(A):
+        for b in range(B):
+            for d in range(D):
+                noise = min(max(0.4 * float(eps[i, b, d]), -0.5), 0.5)
+                want = min(max(float(action[i, b, d]) + noise, -1.0), 1.0) if mask[i, 0, d] else 0.0
+                assert float(out[i, b, d]) == pytest.approx(want, abs=1e-6)
+    assert (out[1, :, 2] == 0).all() and out.abs().max() <= 1
+
+
+def test_matd3_actor_loss_against_scalar_loops_and_its_gradient():
+    """Per agent: -mean_b Q1 + action_l2 * sum_d z^2 / D (D the padded width), summed over agents;
+    the gradient of Q reaches every agent's own values only, that of z only the real features."""
+    torch.manual_seed(6)
+    A, B, D = 3, 5, 2
+    q_pi = torch.randn(A, B, requires_grad=True)
+    pre = (torch.randn(A, B, D) * 2).requires_grad_(True)
+    mask = torch.tensor([[[1.0, 1.0]], [[1.0, 0.0]], [[1.0, 1.0]]])
+    loss, metrics = matd3_actor_loss(q_pi, pre, mask, 0.1)
+    q, z = q_pi.detach(), pre.detach()
+    expected = 0.0
+    for i in range(A):
+        expected += -sum(float(q[i, b]) for b in range(B)) / B
+        expected += 0.1 * sum(float(z[i, b, d]) ** 2 * float(mask[i, 0, d]) for b in range(B) for d in range(D)) / (B * D)
+    torch.testing.assert_close(loss, torch.tensor(expected), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(metrics["actor/loss"], torch.tensor(expected / A), rtol=1e-5, atol=1e-6)
+    loss.backward()
+    torch.testing.assert_close(q_pi.grad, torch.full((A, B), -1.0 / B))
+    torch.testing.assert_close(pre.grad, 0.1 * 2 * pre.detach() * mask / (B * D))
+    assert (pre.grad[1, :, 1] == 0).all()

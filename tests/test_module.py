@@ -136,7 +136,7 @@ def test_actor_gradient_below_tau_one_is_the_tau_weighted_sum_of_rectification_a
     ctx = model.critic_input(obs, act)
     pi = model.actor(obs)
     q = model.critic.q1(ctx, pi)
-    a_hat = model.refinement(model.score_q1(ctx), pi.detach(), q.detach(), model.actor.act_mask)
+    a_hat = model.refinement(model.q1_function(ctx), pi.detach(), q.detach(), model.actor.act_mask)
     ref = (0.4 * (pi - a_hat).pow(2).mean((1, 2)) - 0.6 * q.mean(1)).sum()
     for g, r in zip(got, torch.autograd.grad(ref, params)):
         torch.testing.assert_close(g, r)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omar_lightning.collect import collect_random_tier, expert_policy
+from omar_lightning.data.collect.references import expert_policy
+from omar_lightning.data.collect.tiers import random_tier
 from omar_lightning.envs import make_env, task_spec
 from omar_lightning.envs.mpe_competitive import FIXED_POLICIES, chase_policy, evade_policy
 from omar_lightning.envs.official_physics import uses_official_physics
-from omar_lightning.envs.rollout import run_episodes, score, uniform_random_policy
+from omar_lightning.envs.rollout import run_episodes, task_returns, uniform_random_policy
 
 DT = 0.1
 FAR = [(-4.0, -4.0), (4.0, -4.0), (-4.0, 4.0), (4.0, 4.0), (0.0, 4.0), (0.0, -4.0)]
@@ -36,7 +37,7 @@ def _push_policy(force):
 )
 def test_official_agents_and_spaces(task, names, obs_dims, n_good):
     spec = task_spec(task, variant="official")
-    assert (spec.agent_names, spec.obs_dims, spec.act_dims, spec.episode_length, spec.score_mode) == (names, obs_dims, [2, 2, 2], 25, "first")
+    assert (spec.agent_names, spec.obs_dims, spec.act_dims, spec.episode_length, spec.return_mode) == (names, obs_dims, [2, 2, 2], 25, "first")
     env = make_env(task, variant="official")
     agents = env.world.agents
     assert [a.adversary for a in agents] == [True] * 3 + [False] * n_good
@@ -59,7 +60,7 @@ def test_official_entity_properties_are_the_forks():
 def test_variant_defaults_and_bad_variant():
     assert make_env("predator_prey").fixed_policy_name == "flee"
     assert make_env("world").fixed_policy_name == "forage_flee"
-    assert task_spec("world").score_mode == "mean"
+    assert task_spec("world").return_mode == "mean"
     assert make_env("predator_prey", variant="official", prey_policy="flee").fixed_policy_name == "flee"
     for task in ("predator_prey", "world"):
         with pytest.raises(ValueError, match=r"variant must be one of \('mpe2', 'official'\), got 'fork'"):
@@ -173,8 +174,8 @@ def test_world_reward_is_fully_shared_only_in_the_official_variant():
 @pytest.mark.parametrize("task", ["predator_prey", "world"])
 def test_official_score_is_the_first_adversarys_return(task):
     res = run_episodes(lambda: make_env(task, variant="official"), uniform_random_policy(np.random.default_rng(0), 2), 4, 0)
-    assert res.score_mode == "first"
-    np.testing.assert_array_equal(score(res), res.episode_returns[:, 0])
+    assert res.return_mode == "first"
+    np.testing.assert_array_equal(task_returns(res), res.episode_returns[:, 0])
 
 
 # ------------------------------------------------------------------ observations
@@ -249,7 +250,7 @@ def test_fixed_policies_are_harder_for_the_scripted_chasers_than_a_still_target(
     scores = {}
     for fixed in ("stand_still", name):
         kw = {"variant": "official", key: fixed}
-        scores[fixed] = score(run_episodes(lambda: make_env(task, **kw), expert_policy(task, **kw), 20, 10_000)).mean()
+        scores[fixed] = task_returns(run_episodes(lambda: make_env(task, **kw), expert_policy(task, **kw), 20, 10_000)).mean()
     assert scores[name] < 0.5 * scores["stand_still"]
 
 
@@ -258,7 +259,7 @@ def test_random_walk_is_no_easier_than_a_still_target_and_easier_than_full_force
     scores = {}
     for fixed in ("stand_still", "random_walk", "uniform_random"):
         kw = {"variant": "official", key: fixed}
-        scores[fixed] = score(run_episodes(lambda: make_env(task, **kw), expert_policy(task, **kw), 20, 10_000)).mean()
+        scores[fixed] = task_returns(run_episodes(lambda: make_env(task, **kw), expert_policy(task, **kw), 20, 10_000)).mean()
     assert scores["uniform_random"] < scores["random_walk"] < scores["stand_still"]
 
 
@@ -367,7 +368,7 @@ def test_official_halfcheetah_actions_rewards_and_state_are_mamujocos():
 # ------------------------------------------------------------------ collection
 @pytest.mark.parametrize("task, size, obs_dim", [("predator_prey", 60, 16), ("world", 60, 24), ("halfcheetah_2x3", 30, 6)])
 def test_random_tier_collects_on_the_official_variants(task, size, obs_dim):
-    data = collect_random_tier(task, size, seed=0, progress=False, variant="official")
+    data = random_tier(task, size, seed=0, progress=False, variant="official")
     assert all(o.shape == (size, obs_dim) for o in data["obs"]) and all(o.shape == (size, obs_dim) for o in data["next_obs"])
     assert all(np.isfinite(r).all() for r in data["rewards"])
     if task == "world":  # fully shared

@@ -19,7 +19,7 @@ def bumps(centres, heights, width):
     return q
 
 
-def as_score(q):
+def as_q_fn(q):
     return lambda actions: q(actions)  # [A, K, B, D] -> [A, K, B]
 
 
@@ -28,13 +28,13 @@ def test_gaussian_refinement_finds_a_single_concave_bump():
     c = torch.tensor([0.6, -0.3])
     q = lambda a: -10 * (a - c).pow(2).sum(-1)  # noqa: E731
     pi = torch.full((A, B, D), -0.9)
-    a_hat = Refinement()(as_score(q), pi, q(pi), MASK)
+    a_hat = Refinement()(as_q_fn(q), pi, q(pi), MASK)
     assert a_hat.shape == (A, B, D) and not a_hat.requires_grad
     dist = (a_hat - c).norm(dim=-1)
     assert dist.median() < 0.35  # from 1.6 away, with K=10 samples per iteration
     assert (q(a_hat) >= q(pi)).all()  # never worse than the policy's action
     # J=3 iterations beat a single population of the same size
-    one = Refinement(iterations=1)(as_score(q), pi, q(pi), MASK)
+    one = Refinement(iterations=1)(as_q_fn(q), pi, q(pi), MASK)
     assert q(a_hat).mean() > q(one).mean()
 
 
@@ -50,7 +50,7 @@ def test_refinement_finds_the_higher_of_two_bumps_where_gradient_ascent_stays_lo
         a = (a + 0.01 * g).clamp(-1, 1).detach().requires_grad_(True)
     assert (a - torch.tensor([-0.6, -0.6])).norm() < 0.05
     cfg = Refinement(sampler=sampler, samples=20 if sampler == "cem" else 10, iterations=3 if sampler != "cem" else 2)
-    a_hat = cfg(as_score(q), pi, q(pi), MASK)
+    a_hat = cfg(as_q_fn(q), pi, q(pi), MASK)
     higher = ((a_hat - torch.tensor([0.6, 0.6])).norm(dim=-1) < 0.5).float().mean()
     assert higher > 0.8, f"{sampler}: only {higher:.2f} of refined actions in the higher bump"
     assert q(a_hat).mean() > q(a).item()
@@ -61,21 +61,21 @@ def test_policy_action_is_kept_when_no_sample_beats_it():
     c = torch.tensor([0.2, 0.1])
     q = lambda a: -(a - c).pow(2).sum(-1)  # noqa: E731
     pi = c.expand(A, B, D).clone()
-    torch.testing.assert_close(Refinement()(as_score(q), pi, q(pi), MASK), pi)
+    torch.testing.assert_close(Refinement()(as_q_fn(q), pi, q(pi), MASK), pi)
 
 
 def test_samples_stay_in_the_action_box_and_padded_dims_stay_zero():
     torch.manual_seed(3)
     seen = []
 
-    def score(actions):
+    def q_fn(actions):
         seen.append(actions)
         return actions.sum(-1)
 
     mask = torch.tensor([[[1.0, 1.0]], [[1.0, 0.0]]])
     for sampler in ("gaussian", "cem", "random"):
         seen.clear()
-        Refinement(sampler=sampler, sigma0=5.0)(score, torch.zeros(A, B, D), torch.zeros(A, B), mask)
+        Refinement(sampler=sampler, sigma0=5.0)(q_fn, torch.zeros(A, B, D), torch.zeros(A, B), mask)
         allx = torch.cat([s.flatten(1, 2) for s in seen], 1)
         assert allx.abs().max() <= 1.0
         assert (allx[1, :, 1] == 0).all()
@@ -89,16 +89,16 @@ def test_cem_refits_sigma_with_the_elites_unbiased_std():
     torch.manual_seed(4)
     seen = []
 
-    def score(actions):
+    def q_fn(actions):
         seen.append(actions.clone())
         return -(actions - 0.3).pow(2).sum(-1)
 
     cfg = Refinement(sampler="cem", iterations=2, samples=8, elites=3, sigma0=0.3)
     pi = torch.zeros(A, B, D)
     torch.manual_seed(5)
-    cfg(score, pi, score(pi), MASK)
-    first, second = seen[1], seen[2]  # seen[0] is the score of pi
-    q = score(first).numpy()
+    cfg(q_fn, pi, q_fn(pi), MASK)
+    first, second = seen[1], seen[2]  # seen[0] is the Q-value of pi
+    q = q_fn(first).numpy()
     top = np.argsort(-q, axis=1, kind="stable")[:, :3]  # [A, 3, B]
     elites = np.take_along_axis(first.numpy(), top[..., None], axis=1)
     mu, sigma = elites.mean(1, keepdims=True), elites.std(1, ddof=1, keepdims=True)

@@ -12,7 +12,7 @@ from omar_lightning.datamodules import OfflineDataModule
 from omar_lightning.envs import make_env, task_spec
 from omar_lightning.envs.cooperative_navigation import force_to_mpe_action
 from omar_lightning.envs.mpe_competitive import FIXED_POLICIES, flee_policy, forage_flee_policy, register_fixed_policy
-from omar_lightning.envs.rollout import run_episodes, score, uniform_random_policy
+from omar_lightning.envs.rollout import run_episodes, task_returns, uniform_random_policy
 
 SPECS = {
     "predator_prey": (["adversary_0", "adversary_1", "adversary_2"], [16, 16, 16], [2, 2, 2], 25, "first"),
@@ -25,7 +25,7 @@ SPECS = {
 def test_task_spec_and_spaces(task):
     names, obs_dims, act_dims, length, mode = SPECS[task]
     spec = task_spec(task)
-    assert (spec.agent_names, spec.obs_dims, spec.act_dims, spec.episode_length, spec.score_mode) == (names, obs_dims, act_dims, length, mode)
+    assert (spec.agent_names, spec.obs_dims, spec.act_dims, spec.episode_length, spec.return_mode) == (names, obs_dims, act_dims, length, mode)
     env = make_env(task)
     obs, _ = env.reset(seed=3)
     assert list(obs) == names
@@ -129,9 +129,9 @@ def test_flee_policy_runs_away():
 def test_predator_prey_score_is_the_first_predator():
     res = run_episodes(lambda: make_env("predator_prey"), uniform_random_policy(np.random.default_rng(0), 2), 3, 0)
     res.episode_returns = np.array([[1.0, 5.0, 9.0]] * 3)
-    np.testing.assert_array_equal(score(res), [1.0, 1.0, 1.0])
-    res.score_mode = "mean"
-    np.testing.assert_array_equal(score(res), [5.0, 5.0, 5.0])
+    np.testing.assert_array_equal(task_returns(res), [1.0, 1.0, 1.0])
+    res.return_mode = "mean"
+    np.testing.assert_array_equal(task_returns(res), [5.0, 5.0, 5.0])
 
 
 def test_halfcheetah_matches_mamujoco_and_truncates():

@@ -1,3 +1,13 @@
-from omar_lightning.data.format import DatasetError, OfflineDataset, default_path, load_dataset, read_metadata, save_dataset
+from omar_lightning.data.format import (
+    TIERS,
+    DatasetError,
+    OfflineDataset,
+    dataset_path,
+    default_path,
+    load_dataset,
+    normalized_score,
+    read_metadata,
+    save_dataset,
+)
 
-__all__ = ["DatasetError", "OfflineDataset", "default_path", "load_dataset", "read_metadata", "save_dataset"]
+__all__ = ["TIERS", "DatasetError", "OfflineDataset", "dataset_path", "default_path", "load_dataset", "normalized_score", "read_metadata", "save_dataset"]

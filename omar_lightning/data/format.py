@@ -17,11 +17,11 @@ key                    shape, dtype        meaning
 Row ``t`` of every array belongs to the same joint environment step. ``metadata`` holds
 ``format_version`` (1), ``task``, ``tier``, ``agent_names`` (array key order), ``obs_dims``,
 ``act_dims``, ``num_transitions``, ``s_random`` and ``s_expert`` (the reference returns of the
-normalized score ``100 * (S - S_random) / (S_expert - S_random)``), ``env_kwargs``, ``seed``,
+normalized score ``100 * (S - S_random) / (S_expert - S_random)``, :func:`normalized_score`), ``env_kwargs``, ``seed``,
 ``episode_returns`` (mean, std, min, max, count of the behaviour episodes) and ``checksum``:
 the SHA-256 of every array's key, dtype, shape and bytes in sorted key order, which loading
-verifies. Files are written under a temporary name and renamed when complete
-(:func:`omar_lightning.atomic.atomic_write`).
+verifies. ``tier`` is one of :data:`TIERS`. Files are written under a temporary name and renamed
+when complete (:func:`omar_lightning.atomic.atomic_write`).
 
 Arrays are float32. Loading also accepts float64 arrays (the checksum then covers the float64
 bytes as stored) and converts them to float32; a value beyond the float32 range is refused.
@@ -50,6 +50,8 @@ from omar_lightning.atomic import atomic_write
 
 FORMAT_VERSION = 1
 FIELDS = ("obs", "actions", "rewards", "next_obs", "dones")
+#: The dataset tiers (``meta["tier"]``), from the least to the most skilled behaviour.
+TIERS = ("random", "medium_replay", "medium", "expert")
 REQUIRED_META = ("format_version", "task", "tier", "agent_names", "s_random", "s_expert", "checksum")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -79,6 +81,17 @@ class OfflineDataset:
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {f"{a}/{f}": getattr(self, f)[i] for i, a in enumerate(self.agent_names) for f in FIELDS}
+
+
+def normalized_score(returns: Any, s_random: float, s_expert: float) -> Any:
+    """D4RL's normalized score of a return (a float, array or tensor) against a dataset's reference
+    returns: ``100 * (S - S_random) / (S_expert - S_random)``."""
+    return 100.0 * (returns - s_random) / (s_expert - s_random)
+
+
+def dataset_path(path: str | os.PathLike | None, task: str, tier: str, env_kwargs: dict[str, Any] | None = None) -> Path:
+    """``data.path`` when given, else :func:`default_path`."""
+    return Path(path) if path else default_path(task, tier, env_kwargs)
 
 
 def default_path(task: str, tier: str, env_kwargs: dict[str, Any] | None = None) -> Path:

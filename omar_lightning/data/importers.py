@@ -340,28 +340,27 @@ def fit_to_task(source: Source, spec: Any) -> dict[str, list[np.ndarray]]:
     return out
 
 
-def reference_scores(task: str, env_kwargs: dict[str, Any], s_random: float | None = None, s_expert: float | None = None,
-                     expert: str | Path | None = None, episodes: int = 200, workers: int = 1) -> tuple[float, float, str]:
-    """``(S_random, S_expert, description)``: the given values, or measured in the task's
-    environment (:func:`omar_lightning.collect.random_score` and
-    :func:`~omar_lightning.collect.expert_score`: uniform random actions; the ``expert``
-    snapshot without noise, else the task's scripted expert), over ``episodes`` episodes seeded
-    from 10,000 as for the generated tiers."""
-    from omar_lightning.collect import EXPERT_POLICIES, expert_score, random_score
+def import_references(task: str, env_kwargs: dict[str, Any], s_random: float | None = None, s_expert: float | None = None,
+                      expert: str | Path | None = None, episodes: int = 200, workers: int = 1) -> tuple[float, float, str]:
+    """``(S_random, S_expert, description)`` of an imported dataset: the given values, or measured
+    in the task's environment (:func:`omar_lightning.data.collect.references.random_return` and
+    :func:`~omar_lightning.data.collect.references.expert_return`: uniform random actions; the
+    ``expert`` snapshot without noise, else the task's scripted expert), over ``episodes``
+    reference episodes as for the collected tiers."""
+    from omar_lightning.data.collect.references import EXPERT_POLICIES, REFERENCE_SEED, expert_return, random_return
 
     if s_expert is not None and expert is not None:
         raise ValueError("give S_expert (--s-expert) or an expert snapshot to measure it (--expert), not both")
     if s_expert is None and expert is None and task not in EXPERT_POLICIES:
         raise ValueError(f"task {task!r} has no scripted expert: give --s-expert VALUE or --expert SNAPSHOT")
-    ref_seed = 10_000
     parts = []
     if s_random is None:
-        s_random = random_score(task, episodes, ref_seed, workers, **env_kwargs)
+        s_random = random_return(task, episodes, REFERENCE_SEED, workers, **env_kwargs)
         parts.append(f"S_random: uniform random actions ({episodes} episodes)")
     else:
         parts.append("S_random: given")
     if s_expert is None:
-        s_expert = expert_score(task, episodes, ref_seed, workers, snapshot=None if expert is None else str(expert), **env_kwargs)
+        s_expert = expert_return(task, episodes, REFERENCE_SEED, workers, snapshot=None if expert is None else str(expert), **env_kwargs)
         who = "the scripted reference expert" if expert is None else f"{expert} without noise"
         parts.append(f"S_expert: {who} ({episodes} episodes)")
     else:
@@ -381,7 +380,7 @@ def build_dataset(source: Source, task: str | None = None, tier: str | None = No
                   reference_episodes: int = 200, workers: int = 1) -> OfflineDataset:
     """The source as a dataset of ``task`` (default: the one the source's names say) and
     ``tier``, checked against the task's environment built with ``env_kwargs``; reference
-    returns given or measured (:func:`reference_scores`). Write it with
+    returns given or measured (:func:`import_references`). Write it with
     :func:`~omar_lightning.data.format.save_dataset`."""
     from omar_lightning.envs import task_spec
 
@@ -395,8 +394,8 @@ def build_dataset(source: Source, task: str | None = None, tier: str | None = No
     spec = task_spec(task, **env_kwargs)
     data = fit_to_task(source, spec)
     left_out = source.num_agents - spec.num_agents
-    s_random, s_expert, reference = reference_scores(task, env_kwargs, s_random, s_expert, expert, reference_episodes, workers)
-    agent = 0 if spec.score_mode == "first" else None
+    s_random, s_expert, reference = import_references(task, env_kwargs, s_random, s_expert, expert, reference_episodes, workers)
+    agent = 0 if spec.return_mode == "first" else None
     returns = whole_episode_returns(data["obs"], data["next_obs"], data["dones"], data["rewards"], spec.episode_length, agent)
     info = dict(source.info)
     if left_out:

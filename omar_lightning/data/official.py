@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Our tier name -> the official ``data_type`` folder name.
-OFFICIAL_TIERS: dict[str, str] = {"random": "random", "medium_replay": "medium-replay", "medium": "medium", "expert": "expert"}
+from omar_lightning.data.format import TIERS
+
+#: Our tier name -> the official ``data_type`` folder name (our names with a hyphen).
+OFFICIAL_TIERS: dict[str, str] = {tier: tier.replace("_", "-") for tier in TIERS}
 
 #: Our tier name -> the uid of the tier in OG-MARL's OMAR vaults.
 VAULT_UIDS: dict[str, str] = {"random": "Random", "medium_replay": "Medium-Replay", "medium": "Medium", "expert": "Expert"}

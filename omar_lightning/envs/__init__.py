@@ -63,7 +63,7 @@ class TaskSpec:
     obs_dims: list[int]
     act_dims: list[int]
     episode_length: int
-    score_mode: str = "mean"
+    return_mode: str = "mean"
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -79,7 +79,7 @@ def task_spec(task: str, **kwargs: Any) -> TaskSpec:
         obs_dims = [int(env.observation_space(a).shape[0]) for a in names]
         act_dims = [int(env.action_space(a).shape[0]) for a in names]
         episode_length = int(env.episode_length if hasattr(env, "episode_length") else env.max_cycles)
-        score_mode = str(getattr(env, "score_mode", "mean"))
+        return_mode = str(getattr(env, "return_mode", "mean"))
     finally:
         env.close()
     return TaskSpec(
@@ -88,6 +88,6 @@ def task_spec(task: str, **kwargs: Any) -> TaskSpec:
         obs_dims=obs_dims,
         act_dims=act_dims,
         episode_length=episode_length,
-        score_mode=score_mode,
+        return_mode=return_mode,
         kwargs=dict(kwargs),
     )

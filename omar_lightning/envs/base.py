@@ -9,8 +9,10 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 
-class TableEnv(ParallelEnv):
-    """A ParallelEnv whose spaces live in ``observation_spaces`` / ``action_spaces`` dicts."""
+class TaskEnv(ParallelEnv):
+    """The base of every task's environment: a ParallelEnv whose spaces live in
+    ``observation_spaces`` / ``action_spaces`` dicts, with helpers that turn PettingZoo's dicts
+    into the per-agent lists the tasks step on and back."""
 
     observation_spaces: dict[str, spaces.Space]
     action_spaces: dict[str, spaces.Space]
@@ -40,8 +42,8 @@ class TableEnv(ParallelEnv):
         )
 
 
-class MPETableEnv(TableEnv):
-    """A TableEnv driving an mpe2 env held in ``mpe_env``."""
+class MPETaskEnv(TaskEnv):
+    """The base of the MPE tasks: a TaskEnv driving an mpe2 env held in ``mpe_env``."""
 
     mpe_env: Any
     render_mode: str | None

@@ -23,7 +23,7 @@ import numpy as np
 from gymnasium import spaces
 from mpe2 import simple_spread_v3
 
-from omar_lightning.envs.base import OFFICIAL, MPETableEnv, check_variant
+from omar_lightning.envs.base import OFFICIAL, MPETaskEnv, check_variant
 from omar_lightning.envs.official_physics import use_official_physics
 
 __all__ = [
@@ -163,7 +163,7 @@ def paper_reward(world: Any) -> np.ndarray:
     )
 
 
-class CooperativeNavigation(MPETableEnv):
+class CooperativeNavigation(MPETaskEnv):
     """N agents must cover N landmarks without colliding (mpe2 ``simple_spread_v3``).
 
     Agents are named ``agent_0 .. agent_{N-1}``. In the default ``layout="plane"`` each takes

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from omar_lightning.envs.base import OFFICIAL, TableEnv, check_variant
+from omar_lightning.envs.base import OFFICIAL, TaskEnv, check_variant
 
 __all__ = ["HalfCheetah2x3", "OFFICIAL_OBS", "VARIANTS", "simulator_versions"]
 
@@ -54,7 +54,7 @@ def simulator_versions() -> dict[str, str]:
     return out
 
 
-class HalfCheetah2x3(TableEnv):
+class HalfCheetah2x3(TaskEnv):
     """MaMuJoCo HalfCheetah 2x3: 2 agents, 3 joints each, shared team reward.
 
     Args:
@@ -65,7 +65,7 @@ class HalfCheetah2x3(TableEnv):
 
     metadata = {"render_modes": ["human", "rgb_array"], "is_parallelizable": True, "render_fps": 20}
     #: The team reward is shared: the mean over agents is every agent's return.
-    score_mode = "mean"
+    return_mode = "mean"
 
     def __init__(self, max_episode_steps: int = 1000, render_mode: str | None = None, variant: str = "mamujoco") -> None:
         if isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, (int, np.integer)) or max_episode_steps < 1:

@@ -56,7 +56,7 @@ from mpe2._mpe_utils.simple_env import SimpleEnv
 from mpe2.simple_tag import simple_tag as mpe2_tag
 from mpe2.simple_world_comm import simple_world_comm as mpe2_world
 
-from omar_lightning.envs.base import OFFICIAL, MPETableEnv, check_variant
+from omar_lightning.envs.base import OFFICIAL, MPETaskEnv, check_variant
 from omar_lightning.envs.cooperative_navigation import force_to_mpe_action
 from omar_lightning.envs.official_physics import use_official_physics, uses_official_physics
 
@@ -381,13 +381,13 @@ def _official_env(scenario: Any, world: Any, max_cycles: int, render_mode: str |
     )
 
 
-class MPECompetitive(MPETableEnv):
+class MPECompetitive(MPETaskEnv):
     """An mpe2 world whose adversaries learn and whose good agents follow a fixed policy."""
 
     metadata = {"render_modes": ["human", "rgb_array"], "is_parallelizable": True, "render_fps": 10}
-    #: How an episode's score is read from the per-agent returns ("mean" or "first"); set by
-    #: each task.
-    score_mode: str
+    #: How the task return of an episode is read from the per-agent returns ("mean" or "first");
+    #: set by each task.
+    return_mode: str
     #: Landmark entries (obstacles first) before the other agents in every observation.
     num_landmarks_observed: int
     num_obstacles: int
@@ -504,7 +504,7 @@ def _check_int(name: str, value: Any, low: int) -> int:
 class PredatorPrey(MPECompetitive):
     """mpe2 ``simple_tag_v3``: 3 slower predators (``adversary_*``, learning) chase 1 faster prey
     (``agent_0``, fixed policy ``prey_policy``) around 2 obstacles; +10 to every predator for each
-    predator-prey collision. The episode score is the first predator's return (``score_mode``
+    predator-prey collision. The episode's task return is the first predator's (``return_mode``
     "first"), as the paper reports and the official evaluation reads it (``rewards[0][0]``).
 
     ``variant="official"`` (module docstring) adds the fork's physics and its shaped, shared
@@ -553,7 +553,7 @@ class PredatorPrey(MPECompetitive):
             )
         if prey_policy is None:
             prey_policy = "random_walk" if variant == OFFICIAL else "flee"
-        self.score_mode = "first"
+        self.return_mode = "first"
         # Every agent's observation: [vel, pos, obstacles, others_rel(n-1), good_vel, ...].
         self.num_landmarks_observed = self.num_obstacles
         super().__init__(raw, prey_policy, max_cycles, render_mode, "prey_policy")
@@ -567,10 +567,10 @@ class World(MPECompetitive):
     ``variant="mpe2"`` (default) is mpe2's ``simple_world_comm_v3`` with its defaults: 4
     adversaries (the leader ``leadadversary_0``, whose action adds 4 communication numbers, and
     ``adversary_0..2``), 2 good agents, hidden agents in forests, 34 numbers per adversary;
-    score: the mean over the adversaries' returns. ``variant="official"`` is the official
+    task return: the mean over the adversaries' returns. ``variant="official"`` is the official
     fork's reduced world (:class:`OfficialWorldScenario`: 3 silent adversaries, 1 good agent,
     everyone sees through forests, 24 numbers per adversary, a fully shared reward) with its
-    physics; score: the first adversary's return, as the official evaluation reads it.
+    physics; task return: the first adversary's return, as the official evaluation reads it.
 
     Args:
         max_cycles: episode length in steps.
@@ -610,7 +610,7 @@ class World(MPECompetitive):
             )
         if good_policy is None:
             good_policy = "random_walk" if variant == OFFICIAL else "forage_flee"
-        self.score_mode = "first" if variant == OFFICIAL else "mean"
+        self.return_mode = "first" if variant == OFFICIAL else "mean"
         # Every agent's observation: [vel, pos, obstacle, food, forests, others_rel(n-1), ...].
         self.num_landmarks_observed = self.num_obstacles + self.num_food + self.num_forests
         super().__init__(raw, good_policy, max_cycles, render_mode, "good_policy")

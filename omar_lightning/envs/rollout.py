@@ -10,18 +10,19 @@ import math
 import multiprocessing
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from pettingzoo import ParallelEnv
 
 __all__ = [
+    "EnvCopies",
     "Policy",
     "RolloutResult",
     "run_episodes",
     "run_episodes_parallel",
-    "score",
     "seeded_uniform_random_policy",
+    "task_returns",
     "uniform_random_policy",
 ]
 
@@ -53,7 +54,7 @@ class RolloutResult:
     next_obs: list[np.ndarray] | None = None
     dones: list[np.ndarray] | None = None
     seeds: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    score_mode: str = "mean"
+    return_mode: str = "mean"
 
     @property
     def num_episodes(self) -> int:
@@ -64,13 +65,13 @@ class RolloutResult:
         return int(self.episode_lengths.sum())
 
 
-#: How an episode's score is read from its per-agent returns ``[num_episodes, A]``.
-SCORE_MODES = ("mean", "first")
+#: How the task's return of an episode is read from its per-agent returns ``[num_episodes, A]``.
+RETURN_MODES = ("mean", "first")
 
 
-def score(result: RolloutResult) -> np.ndarray:
-    """Score of every episode, ``[num_episodes]``, as the task defines it (``score_mode``,
-    taken from the environment's ``score_mode`` attribute by :func:`run_episodes`):
+def task_returns(result: RolloutResult) -> np.ndarray:
+    """The task's return of every episode, ``[num_episodes]`` (``return_mode``, taken from the
+    environment's ``return_mode`` attribute by :func:`run_episodes`):
 
     * ``"mean"``: the mean over agents of their returns. With a reward shared by all agents
       this is each agent's return; with the official cooperative-navigation reward (per-agent
@@ -80,10 +81,10 @@ def score(result: RolloutResult) -> np.ndarray:
       reports).
     """
     returns = np.asarray(result.episode_returns, dtype=np.float64)
-    if result.score_mode == "first":
+    if result.return_mode == "first":
         return returns[:, 0].copy()
-    if result.score_mode != "mean":
-        raise ValueError(f"score_mode must be one of {SCORE_MODES}, got {result.score_mode!r}")
+    if result.return_mode != "mean":
+        raise ValueError(f"return_mode must be one of {RETURN_MODES}, got {result.return_mode!r}")
     return returns.mean(axis=1)
 
 
@@ -161,10 +162,8 @@ def run_episodes(
         progress: show a tqdm progress bar over episodes.
 
     All agents must act at every step and finish together (true of the MPE tasks); an
-    environment whose agents leave one by one raises ``RuntimeError``. Environments with
-    a ``step_forces(actions [A, act_dim]) -> (obs list, rewards, terminated, truncated)``
-    method (such as :class:`~omar_lightning.envs.cooperative_navigation.CooperativeNavigation`)
-    are stepped through it, skipping the per-step dictionaries.
+    environment whose agents leave one by one raises ``RuntimeError``. The copies are stepped
+    by :class:`EnvCopies` (through ``step_forces`` where an environment has it).
     """
     num_episodes = _check_count("num_episodes", num_episodes, 0)
     num_envs = _check_count("num_envs", num_envs, 1)
@@ -301,13 +300,92 @@ def _concat(parts: list[RolloutResult]) -> RolloutResult:
         episode_lengths=np.concatenate([p.episode_lengths for p in parts]),
         agent_names=head.agent_names,
         seeds=np.concatenate([p.seeds for p in parts]),
-        score_mode=head.score_mode,
+        return_mode=head.return_mode,
     )
     if head.obs is not None:
         for key in ("obs", "actions", "rewards", "next_obs", "dones"):
             per_agent = zip(*(getattr(p, key) for p in parts))
             setattr(out, key, [np.ascontiguousarray(np.concatenate(chunks)) for chunks in per_agent])
     return out
+
+
+class EnvCopies:
+    """Copies of one task's ``ParallelEnv``, reset and stepped one copy at a time with stacked
+    per-agent arrays: observations zero-padded to the largest observation size, actions given as
+    ``[A, max_act_dim]`` and cut per agent to its action size.
+
+    Environments with a ``step_forces(actions [A, act_dim]) -> (obs list, rewards, terminated,
+    truncated)`` method (such as :class:`~omar_lightning.envs.cooperative_navigation.CooperativeNavigation`)
+    are stepped through it when all agents have the same action size, skipping the per-step
+    dictionaries. All agents must finish together (true of the MPE tasks and HalfCheetah); an
+    environment whose agents leave one by one raises ``RuntimeError``.
+    """
+
+    def __init__(self, envs: list[ParallelEnv]) -> None:
+        self.envs = envs
+        env0 = envs[0]
+        self.names = list(env0.possible_agents)
+        self.num_agents = len(self.names)
+        self.obs_dims = [int(env0.observation_space(a).shape[0]) for a in self.names]
+        self.act_dims = [int(env0.action_space(a).shape[0]) for a in self.names]
+        self.max_obs, self.max_act = max(self.obs_dims), max(self.act_dims)
+        # Each agent's Box, [A, 1, max_act] (no bound on the padded features).
+        self.low = np.full((self.num_agents, 1, self.max_act), -np.inf, dtype=np.float32)
+        self.high = np.full((self.num_agents, 1, self.max_act), np.inf, dtype=np.float32)
+        for i, name in enumerate(self.names):
+            space = env0.action_space(name)
+            self.low[i, 0, : self.act_dims[i]] = np.broadcast_to(space.low, (self.act_dims[i],))
+            self.high[i, 0, : self.act_dims[i]] = np.broadcast_to(space.high, (self.act_dims[i],))
+        same_act = len(set(self.act_dims)) == 1
+        self.fast = [same_act and callable(getattr(env, "step_forces", None)) for env in envs]
+
+    def __len__(self) -> int:
+        return len(self.envs)
+
+    def clip(self, actions: np.ndarray) -> np.ndarray:
+        """``actions [A, E, >= max_act]`` cut to ``max_act`` features and clipped into each agent's Box."""
+        return np.clip(actions[:, :, : self.max_act], self.low, self.high)
+
+    def pad(self, obs_list: Sequence[np.ndarray]) -> np.ndarray:
+        """Per-agent observations as one ``[A, max_obs]`` float32 array, zero-padded."""
+        out = np.zeros((self.num_agents, self.max_obs), dtype=np.float32)
+        for i, o in enumerate(obs_list):
+            out[i, : self.obs_dims[i]] = o
+        return out
+
+    def reset(self, slot: int, seed: int) -> np.ndarray:
+        """Reset copy ``slot`` with ``seed``: its padded observations ``[A, max_obs]``."""
+        obs, _ = self.envs[slot].reset(seed=seed)
+        return self.pad([obs[a] for a in self.names])
+
+    def step(self, slot: int, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Step copy ``slot`` with ``actions [A, max_act]``: next observations ``[A, max_obs]``
+        float32, rewards ``[A]`` float64, dones ``[A]`` float32 (1.0 at a true termination, 0.0
+        at a time limit) and whether the episode ended."""
+        env = self.envs[slot]
+        if self.fast[slot]:
+            next_list, rew, terminated, truncated = env.step_forces(actions)
+            rew = np.asarray(rew, dtype=np.float64)
+            ended = terminated or truncated
+            done = np.full(self.num_agents, float(terminated), dtype=np.float32)
+        else:
+            names = self.names
+            obs_d, rew_d, term_d, trunc_d, _ = env.step({name: actions[i, : self.act_dims[i]] for i, name in enumerate(names)})
+            next_list = [obs_d[name] for name in names]
+            rew = np.array([rew_d[name] for name in names], dtype=np.float64)
+            done = np.array([float(term_d[n]) for n in names], dtype=np.float32)
+            ended_flags = [bool(term_d[n]) or bool(trunc_d[n]) for n in names]
+            ended = all(ended_flags)
+            if any(ended_flags) and not ended:
+                raise RuntimeError(
+                    "the rollouts need all agents to finish together; "
+                    f"got terminations {term_d} and truncations {trunc_d}"
+                )
+        return self.pad(next_list), rew, done, bool(ended)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
 
 
 def _run(
@@ -319,31 +397,13 @@ def _run(
     progress: bool,
     on_episode: Callable[[], None] | None = None,
 ) -> RolloutResult:
-    env0 = envs[0]
-    names = list(env0.possible_agents)
-    n_agents = len(names)
-    obs_dims = [int(env0.observation_space(a).shape[0]) for a in names]
-    act_dims = [int(env0.action_space(a).shape[0]) for a in names]
-    max_obs, max_act = max(obs_dims), max(act_dims)
-    same_act = len(set(act_dims)) == 1
-    # Actions are clipped into each agent's Box before stepping and recording.
-    low = np.full((n_agents, 1, max_act), -np.inf, dtype=np.float32)
-    high = np.full((n_agents, 1, max_act), np.inf, dtype=np.float32)
-    for i, name in enumerate(names):
-        space = env0.action_space(name)
-        low[i, 0, : act_dims[i]] = np.broadcast_to(space.low, (act_dims[i],))
-        high[i, 0, : act_dims[i]] = np.broadcast_to(space.high, (act_dims[i],))
-    fast = [same_act and callable(getattr(env, "step_forces", None)) for env in envs]
+    copies = EnvCopies(envs)
+    n_agents, max_act = copies.num_agents, copies.max_act
+    obs_dims, act_dims = copies.obs_dims, copies.act_dims
 
     returns = np.zeros((num_episodes, n_agents), dtype=np.float64)
     lengths = np.zeros(num_episodes, dtype=np.int64)
     finished: dict[int, tuple[np.ndarray, ...]] = {}
-
-    def pad(obs_list: list[np.ndarray]) -> np.ndarray:
-        out = np.zeros((n_agents, max_obs), dtype=np.float32)
-        for i, o in enumerate(obs_list):
-            out[i, : obs_dims[i]] = o
-        return out
 
     slot_obs: list[np.ndarray | None] = [None] * len(envs)
     slot_ep: list[_Episode | None] = [None] * len(envs)
@@ -356,8 +416,7 @@ def _run(
             return False
         k = next_episode
         next_episode += 1
-        obs, _ = envs[slot].reset(seed=seed + k)
-        slot_obs[slot] = pad([obs[a] for a in names])
+        slot_obs[slot] = copies.reset(slot, seed + k)
         slot_ep[slot] = _Episode(k, n_agents, record)
         return True
 
@@ -381,31 +440,13 @@ def _run(
                     f"policy must return actions shaped [{n_agents}, {len(active)}, >={max_act}],"
                     f" got {acts.shape}"
                 )
-            acts = np.clip(acts[:, :, :max_act], low, high)
+            acts = copies.clip(acts)  # into each agent's Box before stepping and recording
             still_active = []
             for j, s in enumerate(active):
-                env, ep = envs[s], slot_ep[s]
+                ep = slot_ep[s]
                 assert ep is not None
                 a = acts[:, j]
-                if fast[s]:
-                    next_list, rew, terminated, truncated = env.step_forces(a)
-                    rew = np.asarray(rew, dtype=np.float64)
-                    ended = terminated or truncated
-                    done = np.full(n_agents, float(terminated), dtype=np.float32)
-                else:
-                    action_dict = {name: a[i, : act_dims[i]] for i, name in enumerate(names)}
-                    obs_d, rew_d, term_d, trunc_d, _ = env.step(action_dict)
-                    next_list = [obs_d[name] for name in names]
-                    rew = np.array([rew_d[name] for name in names], dtype=np.float64)
-                    done = np.array([float(term_d[n]) for n in names], dtype=np.float32)
-                    ended_flags = [bool(term_d[n]) or bool(trunc_d[n]) for n in names]
-                    ended = all(ended_flags)
-                    if any(ended_flags) and not ended:
-                        raise RuntimeError(
-                            "run_episodes needs all agents to finish together; "
-                            f"got terminations {term_d} and truncations {trunc_d}"
-                        )
-                next_padded = pad(next_list)
+                next_padded, rew, done, ended = copies.step(s, a)
                 ep.returns += rew
                 ep.steps += 1
                 if record:
@@ -442,9 +483,9 @@ def _run(
     result = RolloutResult(
         episode_returns=returns,
         episode_lengths=lengths,
-        agent_names=names,
+        agent_names=copies.names,
         seeds=seed + np.arange(num_episodes, dtype=np.int64),
-        score_mode=str(getattr(env0, "score_mode", "mean")),
+        return_mode=str(getattr(envs[0], "return_mode", "mean")),
     )
     if record:
         order = [finished[k] for k in range(num_episodes)]

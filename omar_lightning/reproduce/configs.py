@@ -100,5 +100,5 @@ def resolved(cell: Cell, root: Path) -> dict[str, Any]:
 
 def digest(cell: Cell, root: Path) -> str:
     """What makes a cell's result: its resolved configuration (``resolved``) and its extra analysis."""
-    text = json.dumps({"config": resolved(cell, root), "post": cell.post}, sort_keys=True, separators=(",", ":"))
+    text = json.dumps({"config": resolved(cell, root), "post": cell.analysis}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()

@@ -6,6 +6,8 @@ Keys: (task, tier) -> {algorithm or variant: (mean, std)}.
 
 from __future__ import annotations
 
+from omar_lightning.data.format import TIERS
+
 _ALG = ("maicq", "matd3bc", "macql", "omar")
 
 
@@ -18,12 +20,9 @@ def _rows(text: str, tasks: tuple[str, ...], tiers: tuple[str, ...], columns: tu
     return out
 
 
-_TIERS = ("random", "medium_replay", "medium", "expert")
-
-
 def _by_tier(rows: list[list[tuple[float, float]]]) -> dict[str, dict[str, tuple[float, float]]]:
     """One row per tier (paper order), columns MA-ICQ, MA-TD3+BC, MA-CQL, OMAR."""
-    return {tier: dict(zip(_ALG, vals)) for tier, vals in zip(_TIERS, rows)}
+    return {tier: dict(zip(_ALG, vals)) for tier, vals in zip(TIERS, rows)}
 
 # Table 3, in the paper's order: tiers, then tasks; columns MA-ICQ, MA-TD3+BC, MA-CQL, OMAR.
 TABLE3 = _rows(
@@ -34,7 +33,7 @@ TABLE3 = _rows(
     104.0 3.4 108.3 3.3 98.2 5.2 114.9 2.6   113.0 14.4 115.2 12.5 93.9 14.0 116.2 19.8   109.5 22.8 110.3 21.3 71.9 28.1 110.4 25.7
     """,
     ("cooperative_navigation", "predator_prey", "world"),
-    _TIERS,
+    TIERS,
     _ALG,
 )
 
@@ -42,7 +41,7 @@ TABLE3 = _rows(
 TABLE4 = {
     ("cooperative_navigation", tier): {"sampler=random": r, "sampler=cem": c, "default": g}
     for tier, r, c, g in zip(
-        _TIERS,
+        TIERS,
         [(24.3, 7.0), (23.5, 5.3), (41.2, 11.1), (101.0, 5.2)],
         [(25.8, 7.3), (32.6, 5.1), (45.0, 13.3), (106.4, 13.8)],
         [(34.4, 5.3), (37.9, 12.3), (47.9, 18.9), (114.9, 2.6)],

@@ -28,7 +28,8 @@ from omar_lightning.plots import pyplot as _pyplot
 from omar_lightning.plots import save_figure as _save
 from omar_lightning.reproduce import aggregate as agg
 from omar_lightning.reproduce import paper
-from omar_lightning.reproduce.studies import ACTOR_LRS, ACTOR_UPDATES, AGENT_COUNTS, MPE_TASKS, STUDIES, TAUS, TIERS, spread, variant_name
+from omar_lightning.data.format import TIERS
+from omar_lightning.reproduce.studies import ACTOR_LRS, ACTOR_UPDATES, AGENT_COUNTS, MPE_TASKS, STUDIES, TAUS, spread, variant_name
 from omar_lightning.reproduce.summary import LAST_EVALUATIONS, aggregate, is_current, load_summaries, update_version
 from omar_lightning.update_version import UPDATE_VERSION
 
@@ -43,8 +44,8 @@ def _group(summary: dict[str, Any]) -> str:
     return summary["key"].rsplit("/seed_", 1)[0]
 
 
-def group_key(algorithm: str, task: str, tier: str, variant: str = "default", centralized: bool = False, post: str | None = None) -> str:
-    return f"{algorithm}/{task}/{tier}{'_centralized' if centralized else ''}/{variant}{'+' + post if post else ''}"
+def group_key(algorithm: str, task: str, tier: str, variant: str = "default", centralized: bool = False, analysis: str | None = None) -> str:
+    return f"{algorithm}/{task}/{tier}{'_centralized' if centralized else ''}/{variant}{'+' + analysis if analysis else ''}"
 
 
 class Results:
@@ -243,7 +244,7 @@ def _tau_table(results: Results) -> dict[str, dict[float, dict[str, float]]]:
 
 def _landscape_run(results: Results) -> dict[str, Any] | None:
     """The first seed's run of the landscape study, if it ran."""
-    runs = results.runs(group_key("macql", spread(2), "medium_replay", post="landscape"))
+    runs = results.runs(group_key("macql", spread(2), "medium_replay", analysis="landscape"))
     return runs[0] if runs else None
 
 

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import yaml
 
-from omar_lightning.data import DatasetError, default_path, read_metadata
+from omar_lightning.data import DatasetError, dataset_path, read_metadata
 from omar_lightning.reproduce.configs import digest, resolved
 from omar_lightning.reproduce.studies import Cell, missing_config
 from omar_lightning.reproduce.summary import LAST_EVALUATIONS, SCHEMA, curve_score, is_current, read_curve, read_summary, write_summary
@@ -54,10 +54,10 @@ def cell_config(cell: Cell, root: Path, run_dir: Path) -> dict[str, Any]:
     return config
 
 
-def dataset_path(config: dict[str, Any]) -> Path:
+def config_dataset(config: dict[str, Any]) -> Path:
     """The config's dataset file, as ``OfflineDataModule`` resolves it (relative to the working directory)."""
     data = config.get("data") or {}
-    return Path(data["path"]) if data.get("path") else default_path(data.get("task", "cooperative_navigation"), data.get("tier", "random"), data.get("env_kwargs"))
+    return dataset_path(data.get("path"), data.get("task", "cooperative_navigation"), data.get("tier", "random"), data.get("env_kwargs"))
 
 
 def versions() -> dict[str, str]:
@@ -90,7 +90,7 @@ def status(cell: Cell, results: Path, root: Path) -> str:
     stays finished: its summary records the checksum it ran on."""
     if missing_config(cell, root):
         return "no-config"
-    path = root / dataset_path(resolved(cell, root))  # an absolute path stays itself
+    path = root / config_dataset(resolved(cell, root))  # an absolute path stays itself
     summary = read_summary(results / f"{cell.key}.json")
     if summary is not None:
         if summary.get("digest") != digest(cell, root) or not is_current(summary):
@@ -166,7 +166,7 @@ def run_cell(cell: Cell, results: Path, runs: Path, root: Path, threads: int = 0
 def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int, log: Callable[[str], None]) -> bool:
     config = cell_config(cell, root, run_dir)
     text = yaml.safe_dump(config, sort_keys=False)
-    data_file = dataset_path(config)
+    data_file = config_dataset(config)
     try:
         meta = read_metadata(root / data_file)
     except DatasetError as e:
@@ -214,7 +214,7 @@ def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int
     summary: dict[str, Any] = {
         "schema": SCHEMA,
         "key": cell.key,
-        "cell": {"algorithm": cell.algorithm, "task": cell.task, "tier": cell.tier, "centralized": cell.centralized, "variant": dict(cell.variant), "seed": cell.seed, "post": cell.post},
+        "cell": {"algorithm": cell.algorithm, "task": cell.task, "tier": cell.tier, "centralized": cell.centralized, "variant": dict(cell.variant), "seed": cell.seed, "post": cell.analysis},
         "config": cell.config,
         "overrides": cell.overrides,
         "digest": digest(cell, root),
@@ -228,14 +228,14 @@ def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int
         "threads": threads,
         "versions": versions(),
     }
-    if cell.post == "landscape":
+    if cell.analysis == "landscape":
         from dataclasses import replace
 
         from omar_lightning.reproduce.landscape import landscape_of_run
 
         try:
-            omar_config = Path(replace(cell, algorithm="omar", variant=(), post=None).config)
-            summary["landscape"] = landscape_of_run(run_dir, config, root, omar_config, dataset=root / dataset_path(config))
+            omar_config = Path(replace(cell, algorithm="omar", variant=(), analysis=None).config)
+            summary["landscape"] = landscape_of_run(run_dir, config, root, omar_config, dataset=root / config_dataset(config))
         except (OSError, ValueError, KeyError, RuntimeError) as e:
             log(f"[fail] {cell.describe()}: landscape: {type(e).__name__}: {e}")
             return False

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omar_lightning.data.format import TIERS
+
 ALGORITHMS = ("maicq", "matd3bc", "macql", "omar")
 MPE_TASKS = ("cooperative_navigation", "predator_prey", "world")
-TIERS = ("random", "medium_replay", "medium", "expert")
 AGENT_COUNTS = (1, 2, 3, 4, 5)
 TAUS = (0.1, 0.3, 0.5, 0.7, 0.9)
 ACTOR_LRS = (0.01, 0.05, 0.1)
@@ -129,7 +130,7 @@ class Cell:
     seed: int
     centralized: bool = False
     variant: tuple[tuple[str, Any], ...] = ()  # (name, value) pairs from _KEYS
-    post: str | None = None  # extra analysis after training ("landscape")
+    analysis: str | None = None  # run after training: "landscape" (the loss-landscape figure); "post" in summaries
     config_root: str = field(default="configs", compare=False)
 
     @property
@@ -154,8 +155,8 @@ class Cell:
     def key(self) -> str:
         """Path of the cell's results, relative to the results directory (without ``.json``)."""
         suffix = "_centralized" if self.centralized else ""
-        post = f"+{self.post}" if self.post else ""
-        return f"{self.algorithm}/{self.task}/{self.tier}{suffix}/{self.variant_name}{post}/seed_{self.seed}"
+        analysis = f"+{self.analysis}" if self.analysis else ""
+        return f"{self.algorithm}/{self.task}/{self.tier}{suffix}/{self.variant_name}{analysis}/seed_{self.seed}"
 
     def describe(self) -> str:
         extra = f" {self.variant_name}" if self.variant else ""
@@ -190,7 +191,7 @@ def _tau(seeds, tasks, tiers, algorithms):
 
 
 def _landscape(seeds, tasks, tiers, algorithms):
-    return [Cell("macql", g["task"], g["tier"], g["seed"], post="landscape") for g in _grid(seeds, task=tasks, tier=tiers)]
+    return [Cell("macql", g["task"], g["tier"], g["seed"], analysis="landscape") for g in _grid(seeds, task=tasks, tier=tiers)]
 
 
 def _actor_lr_updates(seeds, tasks, tiers, algorithms):

@@ -17,23 +17,26 @@ trainer follows MATD3:
   the actor saturate at the box corners), gradient-norm clipping (0.5) per agent, Adam, soft
   target updates (``rho``).
 
-All agents are one ensemble (:mod:`omar_lightning.nets`), without input normalisation by default,
-as TD3 and MATD3. ``input_norm=True`` puts maddpg-pytorch's BatchNorm on the inputs (batch
-statistics in updates, running statistics when acting). Only cooperative navigation trains with
-it, so that its shipped snapshots regenerate. With batch statistics, the critic in the actor
-loss sees the actor's action column normalised over the batch: a shift or rescaling of all
-actions leaves Q unchanged, so the actor gets no gradient towards larger forces. Its policies
-push weakly (mean |force| 0.06 to 0.45), and predator-prey never learned to catch with it
-(docs/datasets.md). ``num_envs`` environment copies are stepped in lockstep; ``update_every``
+The losses are :mod:`omar_lightning.losses`' (``smoothed_target_action``, ``td_target``,
+``critic_loss`` without the CQL penalty, ``matd3_actor_loss``). All agents are one ensemble
+(:mod:`omar_lightning.nets`), without input normalisation by default, as TD3 and MATD3.
+``input_norm=True`` puts maddpg-pytorch's BatchNorm on the inputs (batch statistics in updates,
+running statistics when acting). Only cooperative navigation trains with it, so that its shipped
+snapshots regenerate. With batch statistics, the critic in the actor loss sees the actor's action
+column normalised over the batch: a shift or rescaling of all actions leaves Q unchanged, so the
+actor gets no gradient towards larger forces. Its policies push weakly (mean |force| 0.06 to
+0.45), and predator-prey never learned to catch with it (docs/datasets.md).
+
+``num_envs`` environment copies (:class:`~omar_lightning.envs.rollout.EnvCopies`) are stepped in
+lockstep into the :class:`~omar_lightning.data.collect.replay.ReplayBuffer`; ``update_every``
 environment steps (summed over copies) are followed by ``update_every * updates_per_step``
 gradient updates. Training is deterministic for a seed and resumable: :meth:`MATD3Trainer.save`
-writes networks, optimizers, the replay buffer, RNG states and counters; the state is only saved
-between episodes (all copies reset together), so a resumed run continues exactly.
+writes networks, optimizers, the replay buffer, RNG states and counters (atomically); the state is
+only saved between episodes (all copies reset together), so a resumed run continues exactly.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, replace
@@ -42,13 +45,16 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from omar_lightning.atomic import atomic_write
+from omar_lightning.data.collect.replay import ReplayBuffer
 from omar_lightning.envs import make_env, task_spec
-from omar_lightning.envs.rollout import run_episodes, score
-from omar_lightning.nets import Actor, JointContext, TwinCritic, clip_grad_norm_per_member_
+from omar_lightning.envs.rollout import EnvCopies, run_episodes, task_returns
+from omar_lightning.losses import critic_loss, matd3_actor_loss, smoothed_target_action, td_target
+from omar_lightning.nets import Actor, JointContext, TwinCritic, clip_grad_norm_per_member_, soft_update_
 
-__all__ = ["MATD3Config", "MATD3Trainer", "load_snapshot", "snapshot_policy", "snapshot_policy_from_file"]
+__all__ = ["TASK_DEFAULTS", "MATD3Config", "MATD3Trainer", "load_torch_file"]
 
 #: Environment episodes of a training run are seeded from here on (evaluation episodes use
 #: ``eval_seed``; datasets and reference returns use their own ranges).
@@ -57,7 +63,34 @@ TRAIN_SEED_BASE = 50_000_000
 
 @dataclass
 class MATD3Config:
-    """Settings of :class:`MATD3Trainer` (MPE defaults: the official MPE network settings)."""
+    """Settings of :class:`MATD3Trainer` (MPE defaults: the official MPE network settings).
+
+    Args:
+        hidden_dim: width of the actors' and critics' hidden layers.
+        actor_lr, critic_lr: Adam learning rates.
+        gamma: discount.
+        rho: soft target-update rate.
+        batch_size: rows per gradient update.
+        buffer_size: replay rows (the buffer never wraps; ``omar collect train`` sizes it to ``--steps``).
+        start_steps: environment steps of uniform random actions before the policy acts.
+        update_every: environment steps (summed over copies) between bursts of updates.
+        updates_per_step: gradient updates per environment step.
+        policy_delay: critic updates per actor and target update.
+        exploration_noise: std of the Gaussian noise on the acting policy's actions.
+        target_noise, target_noise_clip: TD3's target policy smoothing.
+        grad_clip: gradient-norm clip per agent.
+        action_l2: weight of the pre-tanh regulariser of the actor loss.
+        centralized: centralized critics (MATD3); False: independent TD3 critics.
+        input_norm: maddpg-pytorch's input BatchNorm on actors and critics.
+        num_envs: environment copies stepped in lockstep.
+        eval_every: environment steps between evaluations (snapshots).
+        eval_episodes: episodes per evaluation, seeded ``eval_seed + k``.
+        eval_seed: seed of the first evaluation episode.
+        shaping: training-only reward shaping: each learning agent's reward in the update is its
+            task reward minus ``shaping`` x its distance to the nearest good agent (predator-prey,
+            world). The replay buffer keeps the task reward (and so does the medium-replay tier);
+            evaluation returns are task returns. 0 trains on the task reward alone.
+    """
 
     hidden_dim: int = 64
     actor_lr: float = 0.01
@@ -81,10 +114,6 @@ class MATD3Config:
     eval_every: int = 25_000
     eval_episodes: int = 20
     eval_seed: int = 2_000_000
-    #: Training-only reward shaping: each learning agent's reward in the update is its task reward
-    #: minus ``shaping`` x its distance to the nearest good agent (predator-prey, world). The
-    #: replay buffer keeps the task reward (and so does the medium-replay tier); evaluation
-    #: scores are task returns. 0 trains on the task reward alone.
     shaping: float = 0.0
 
     def validate(self) -> None:
@@ -114,45 +143,12 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-class _VecEnv:
-    """``E`` copies of a task stepped in lockstep; per-agent arrays padded to the largest size."""
-
-    def __init__(self, task: str, env_kwargs: dict[str, Any], num_envs: int) -> None:
-        self.envs = [make_env(task, **env_kwargs) for _ in range(num_envs)]
-        env0 = self.envs[0]
-        self.names = list(env0.possible_agents)
-        self.obs_dims = [int(env0.observation_space(a).shape[0]) for a in self.names]
-        self.act_dims = [int(env0.action_space(a).shape[0]) for a in self.names]
-        self.fast = len(set(self.act_dims)) == 1 and callable(getattr(env0, "step_forces", None))
-
-    def _pad(self, obs_list: list[np.ndarray]) -> np.ndarray:
-        out = np.zeros((len(self.names), max(self.obs_dims)), dtype=np.float32)
-        for i, o in enumerate(obs_list):
-            out[i, : self.obs_dims[i]] = o
-        return out
-
-    def reset(self, e: int, seed: int) -> np.ndarray:
-        obs, _ = self.envs[e].reset(seed=seed)
-        return self._pad([obs[a] for a in self.names])
-
-    def step(self, e: int, act: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, bool]:
-        env = self.envs[e]
-        if self.fast:
-            nxt, rew, term, trunc = env.step_forces(act)
-            return self._pad(nxt), np.asarray(rew, dtype=np.float32), bool(term), bool(trunc)
-        o, r, te, tr, _ = env.step({a: act[i, : self.act_dims[i]] for i, a in enumerate(self.names)})
-        return (self._pad([o[a] for a in self.names]), np.array([r[a] for a in self.names], dtype=np.float32),
-                all(te.values()), all(tr.values()))
-
-    def chase_distances(self, e: int) -> np.ndarray:
-        out = np.zeros(len(self.names), dtype=np.float32)
-        d = self.envs[e].chase_distances()
-        out[: len(d)] = d
-        return out
-
-    def close(self) -> None:
-        for env in self.envs:
-            env.close()
+def _chase_distances(env: Any, num_agents: int) -> np.ndarray:
+    """Each agent's distance to the nearest good agent after the last step ``[A]`` (0 for good agents)."""
+    out = np.zeros(num_agents, dtype=np.float32)
+    d = env.chase_distances()
+    out[: len(d)] = d
+    return out
 
 
 class MATD3Trainer:
@@ -183,25 +179,23 @@ class MATD3Trainer:
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
         self.torch_gen = torch.Generator().manual_seed(self.seed + 1)
         self.rng = np.random.default_rng(self.seed)
-        n = cfg.buffer_size
-        self.buf = {
-            "obs": np.zeros((n, A, do), np.float32), "actions": np.zeros((n, A, da), np.float32),
-            "rewards": np.zeros((n, A), np.float32), "next_obs": np.zeros((n, A, do), np.float32),
-            "dones": np.zeros((n, A), np.float32),
-        }
         if cfg.shaping > 0:  # distance to the nearest good agent after each step
             probe = make_env(task, **self.env_kwargs)
             chases = callable(getattr(probe, "chase_distances", None))
             probe.close()
             if not chases:
                 raise ValueError(f"shaping: task {task!r} has no good agents to chase; use 0")
-            self.buf["distances"] = np.zeros((n, A), np.float32)
-        self.size = 0  # rows written (the buffer never wraps: training stops when it is full)
+        self.replay = ReplayBuffer(cfg.buffer_size, A, do, da, distances=cfg.shaping > 0)
         self.steps = 0  # environment steps, summed over copies
         self.updates = 0
         self.episodes = 0  # episodes started
         self.evaluations: list[dict[str, Any]] = []
         self.act_mask = self.actor.act_mask[:, 0, :].numpy()  # [A, da]
+
+    @property
+    def size(self) -> int:
+        """Replay rows written (the buffer never wraps: training stops when it is full)."""
+        return self.replay.size
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()
@@ -219,50 +213,47 @@ class MATD3Trainer:
         return self.joint(obs, act) if self.joint is not None else obs
 
     def update(self) -> dict[str, float]:
+        """One critic update (and, every ``policy_delay``-th, one actor and target update) on a
+        minibatch of the replay buffer; the losses as floats."""
         cfg, g = self.cfg, self.torch_gen
-        idx = torch.randint(self.size, (cfg.batch_size,), generator=g).numpy()
-        b = {k: torch.from_numpy(v[idx]).transpose(0, 1).contiguous() for k, v in self.buf.items()}  # [A, B, ...]
+        b = self.replay.sample(cfg.batch_size, g)  # [A, B, ...]
         mask = self.actor.act_mask
         with torch.no_grad():
             na = self.actor_target(b["next_obs"])
             if cfg.target_noise > 0:
-                eps = (torch.randn(na.shape, generator=g) * cfg.target_noise).clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
-                na = ((na + eps).clamp(-1.0, 1.0)) * mask
-            q_next = self.critic_target(self._critic_input(b["next_obs"], na), na).min(0).values
+                na = smoothed_target_action(na, torch.randn(na.shape, generator=g), cfg.target_noise, cfg.target_noise_clip, mask)
             rewards = b["rewards"] - cfg.shaping * b["distances"] if cfg.shaping > 0 else b["rewards"]
-            y = rewards + cfg.gamma * (1.0 - b["dones"]) * q_next
+            y = td_target(rewards, b["dones"], self.critic_target(self._critic_input(b["next_obs"], na), na), cfg.gamma)
         q = self.critic(self._critic_input(b["obs"], b["actions"]), b["actions"])
-        critic_loss = ((q - y.unsqueeze(0)) ** 2).mean() * 2 * self.A  # sum over twins and agents of per-agent MSEs
+        loss_c, critic_metrics = critic_loss(q, y, None, None, 0.0)  # sum over twins and agents of per-agent MSEs
         self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
+        loss_c.backward()
         clip_grad_norm_per_member_(list(self.critic.parameters()), 2 * self.A, self.A, cfg.grad_clip)
         self.critic_opt.step()
         self.updates += 1
-        out = {"critic_loss": float(critic_loss.detach()) / (2 * self.A)}
+        out = {"critic_loss": float(critic_metrics["critic/mse"])}
         if self.updates % cfg.policy_delay == 0:
             pre = self.actor.net(b["obs"])  # pre-tanh outputs
             pi = torch.tanh(pre) * mask
             q1 = self.critic.q1(self._critic_input(b["obs"], b["actions"]), pi)
-            actor_loss = -q1.mean() * self.A + cfg.action_l2 * (pre.pow(2) * mask).mean() * self.A
+            loss_a, actor_metrics = matd3_actor_loss(q1, pre, mask, cfg.action_l2)
             self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
+            loss_a.backward()
             clip_grad_norm_per_member_(list(self.actor.parameters()), self.A, self.A, cfg.grad_clip)
             self.actor_opt.step()
-            with torch.no_grad():
-                for net, tgt in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
-                    for p, tp in zip(net.parameters(), tgt.parameters()):
-                        tp.lerp_(p, cfg.rho)
-            out["actor_loss"] = float(actor_loss.detach()) / self.A
+            for net, tgt in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
+                soft_update_(list(tgt.parameters()), list(net.parameters()), cfg.rho)
+            out["actor_loss"] = float(actor_metrics["actor/loss"])
         return out
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def evaluate(self, episodes: int | None = None) -> float:
-        """Mean score of deterministic rollouts (no noise), episodes ``eval_seed + k``."""
+        """Mean return of deterministic rollouts (no noise), episodes ``eval_seed + k``."""
         n = episodes or self.cfg.eval_episodes
         res = run_episodes(lambda: make_env(self.task, **self.env_kwargs), lambda o: self.act(o, 0.0), n, self.cfg.eval_seed,
                            num_envs=min(10, n))
-        return float(score(res).mean())
+        return float(task_returns(res).mean())
 
     # ------------------------------------------------------------------ training loop
     def train(
@@ -279,8 +270,8 @@ class MATD3Trainer:
         exactly as an uninterrupted one.
 
         Every ``eval_every`` steps (at the next episode boundary) and at the end the policy is
-        evaluated and ``on_eval(trainer, score)`` called; every ``save_every`` steps and at the end the whole
-        state is written to ``save_path`` (atomically).
+        evaluated and ``on_eval(trainer, mean_return)`` called; every ``save_every`` steps and at
+        the end the whole state is written to ``save_path`` (atomically).
         """
         cfg = self.cfg
         round_steps = cfg.num_envs * self.spec.episode_length
@@ -289,8 +280,8 @@ class MATD3Trainer:
                 f"steps ({total_steps:,}, rounded up to whole rounds of {round_steps} steps) must not exceed buffer_size "
                 f"({cfg.buffer_size:,}): the replay buffer never wraps"
             )
-        venv = _VecEnv(self.task, self.env_kwargs, cfg.num_envs)
         E = cfg.num_envs
+        copies = EnvCopies([make_env(self.task, **self.env_kwargs) for _ in range(E)])
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -303,7 +294,7 @@ class MATD3Trainer:
             while self.steps < total_steps:
                 # One round: every copy plays one whole episode (MPE and HalfCheetah episodes have a
                 # fixed length, so all copies end together; an early end restarts that copy).
-                obs = np.stack([venv.reset(e, TRAIN_SEED_BASE + self.seed * 1_000_000 + self.episodes + e) for e in range(E)], 1)
+                obs = np.stack([copies.reset(e, TRAIN_SEED_BASE + self.seed * 1_000_000 + self.episodes + e) for e in range(E)], 1)
                 self.episodes += E
                 live = np.ones(E, bool)
                 while live.any():
@@ -312,16 +303,12 @@ class MATD3Trainer:
                     else:
                         act = self.act(obs, cfg.exploration_noise)
                     for e in np.flatnonzero(live):
-                        nxt, rew, term, trunc = venv.step(e, act[:, e])
-                        r = self.size
-                        self.buf["obs"][r], self.buf["actions"][r], self.buf["rewards"][r] = obs[:, e], act[:, e], rew
-                        self.buf["next_obs"][r], self.buf["dones"][r] = nxt, float(term)
-                        if cfg.shaping > 0:
-                            self.buf["distances"][r] = venv.chase_distances(e)
-                        self.size += 1
+                        nxt, rew, dones, ended = copies.step(e, act[:, e])
+                        distances = _chase_distances(copies.envs[e], self.A) if cfg.shaping > 0 else None
+                        self.replay.add(obs[:, e], act[:, e], rew, nxt, dones, distances)
                         self.steps += 1
                         obs[:, e] = nxt
-                        if term or trunc:
+                        if ended:
                             live[e] = False
                     if bar is not None:
                         bar.update(int(self.steps - bar.n))
@@ -336,12 +323,12 @@ class MATD3Trainer:
                                 bar.set_postfix(critic=f"{last['critic_loss']:.3g}", refresh=False)
                 # Episode boundary: evaluate, save.
                 if self.steps >= next_eval or self.steps >= total_steps:
-                    s = self.evaluate()
-                    self.evaluations.append({"steps": self.steps, "updates": self.updates, "score": s})
+                    mean_return = self.evaluate()
+                    self.evaluations.append({"steps": self.steps, "updates": self.updates, "score": mean_return})
                     if bar is not None:
-                        bar.write(f"step {self.steps:>9,}: evaluation score {s:.2f} (updates {self.updates:,})")
+                        bar.write(f"step {self.steps:>9,}: evaluation score {mean_return:.2f} (updates {self.updates:,})")
                     if on_eval is not None:
-                        on_eval(self, s)
+                        on_eval(self, mean_return)
                     next_eval = (self.steps // cfg.eval_every + 1) * cfg.eval_every
                 if save_path is not None and (self.steps >= next_save or self.steps >= total_steps):
                     self.save(save_path)
@@ -349,46 +336,37 @@ class MATD3Trainer:
         finally:
             if bar is not None:
                 bar.close()
-            venv.close()
+            copies.close()
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs (the layout of ``state.pt``)."""
         return {
             "task": self.task, "seed": self.seed, "env_kwargs": self.env_kwargs, "config": asdict(self.cfg),
             "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
             "actor_target": self.actor_target.state_dict(), "critic_target": self.critic_target.state_dict(),
             "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
             "torch_gen": self.torch_gen.get_state(), "rng": self.rng.bit_generator.state,
-            "buffer": {k: torch.from_numpy(v[: self.size].copy()) for k, v in self.buf.items()},
-            "size": self.size, "steps": self.steps, "updates": self.updates, "episodes": self.episodes,
+            "buffer": self.replay.state_dict(),
+            "size": self.replay.size, "steps": self.steps, "updates": self.updates, "episodes": self.episodes,
             "evaluations": self.evaluations,
         }
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the whole training state atomically to ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            torch.save(self.state_dict(), tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        state = self.state_dict()
+        return atomic_write(path, lambda f: torch.save(state, f))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "MATD3Trainer":
         """Rebuild a trainer from :meth:`save`'s file, ready to continue training."""
-        path = Path(path)
-        st = _load_file(path, "training state", "MATD3 training state", weights_only=False)
+        st = load_torch_file(Path(path), "training state", "MATD3 training state", weights_only=False)
         t = cls(st["task"], st["seed"], st["env_kwargs"], MATD3Config(**st["config"]))
         for name in ("actor", "critic", "actor_target", "critic_target", "actor_opt", "critic_opt"):
             getattr(t, name).load_state_dict(st[name])
         t.torch_gen.set_state(st["torch_gen"])
         t.rng.bit_generator.state = st["rng"]
-        t.size = int(st["size"])
-        for k, v in st["buffer"].items():
-            t.buf[k][: t.size] = v.numpy()
+        t.replay.load_state_dict(st["buffer"], st["size"])
         t.steps, t.updates, t.episodes = int(st["steps"]), int(st["updates"]), int(st["episodes"])
         t.evaluations = list(st["evaluations"])
         return t
@@ -406,33 +384,11 @@ class MATD3Trainer:
         the larger buffer."""
         if rows <= self.cfg.buffer_size:
             return
-        for k, v in self.buf.items():
-            grown = np.zeros((rows,) + v.shape[1:], v.dtype)
-            grown[: self.size] = v[: self.size]
-            self.buf[k] = grown
+        self.replay.grow(rows)
         self.cfg = replace(self.cfg, buffer_size=rows)
 
-    def snapshot(self, path: str | os.PathLike, level: str, score_value: float) -> Path:
-        """Save the current policy (actor weights and what rolling it out needs) to ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = {
-            "kind": "omar-matd3-policy", "task": self.task, "env_kwargs": self.env_kwargs, "level": level,
-            "obs_dims": self.obs_dims, "act_dims": self.act_dims, "hidden_dim": self.cfg.hidden_dim,
-            "input_norm": self.cfg.input_norm, "score": float(score_value), "steps": self.steps, "updates": self.updates, "replay_rows": self.size,
-            "exploration_noise": self.cfg.exploration_noise, "seed": self.seed,
-            "actor": {k: v.clone() for k, v in self.actor.state_dict().items()},
-        }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            torch.save(data, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
 
-
-def _load_file(path: Path, name: str, kind: str, weights_only: bool) -> Any:
+def load_torch_file(path: Path, name: str, kind: str, weights_only: bool) -> Any:
     """torch.load ``path``; FileNotFoundError or a one-line ValueError naming the file otherwise."""
     if not path.is_file():
         raise FileNotFoundError(f"{name} not found: {path}")
@@ -441,47 +397,3 @@ def _load_file(path: Path, name: str, kind: str, weights_only: bool) -> Any:
     except Exception as e:  # noqa: BLE001
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"{path}: not a readable {kind}: {reason}") from None
-
-
-def load_snapshot(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a policy snapshot written by :meth:`MATD3Trainer.snapshot`; the actor is rebuilt
-    under ``"module"``. Errors name the file."""
-    path = Path(path)
-    data = _load_file(path, "policy snapshot", "policy snapshot", weights_only=True)
-    if not isinstance(data, dict) or data.get("kind") != "omar-matd3-policy":
-        raise ValueError(f"{path}: not an omar MATD3 policy snapshot (missing kind 'omar-matd3-policy')")
-    actor = Actor(data["obs_dims"], data["act_dims"], data["hidden_dim"], input_norm=bool(data.get("input_norm", True)))
-    actor.load_state_dict(data["actor"])
-    actor.eval()
-    data["module"] = actor
-    return data
-
-
-def snapshot_policy(snap: dict[str, Any], noise: float, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
-    """Batched rollout policy of a loaded snapshot with Gaussian action noise ``noise``."""
-    actor: nn.Module = snap["module"]
-    mask = actor.act_mask[:, 0, :].numpy()
-
-    @torch.no_grad()
-    def policy(obs: np.ndarray) -> np.ndarray:
-        a = actor(torch.as_tensor(obs, dtype=torch.float32)).numpy()
-        if noise > 0:
-            a = a + noise * rng.standard_normal(a.shape).astype(np.float32)
-        return (np.clip(a, -1.0, 1.0) * mask[:, None, :]).astype(np.float32)
-
-    return policy
-
-
-def snapshot_policy_from_file(path: str | os.PathLike, noise: float, seed: int) -> Callable[[np.ndarray], np.ndarray]:
-    """:func:`snapshot_policy` of the snapshot at ``path`` with a fresh ``np.random.default_rng(seed)``:
-    a picklable policy factory for :func:`~omar_lightning.envs.rollout.run_episodes_parallel`."""
-    return snapshot_policy(load_snapshot(path), noise, np.random.default_rng(seed))
-
-
-def write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
-
-
-
