@@ -11,7 +11,7 @@ from pytorch_lightning import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
-from omar_lightning.data import TIERS, DatasetError, OfflineDataset, dataset_path, load_dataset
+from omar_lightning.data import MINIBATCHES, TIERS, DatasetError, OfflineDataset, dataset_path, load_dataset
 from omar_lightning.envs import TASKS, task_spec
 
 
@@ -66,9 +66,6 @@ def sample_without_replacement(n: int, rows: int, k: int, generator: torch.Gener
             values = np.concatenate([values, torch.randint(n, (k - values.size,), generator=generator).numpy()])
         out[r] = torch.from_numpy(values)
     return out
-
-
-MINIBATCHES = ("fresh", "official_reuse")
 
 
 class MinibatchStream(IterableDataset):

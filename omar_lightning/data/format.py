@@ -52,6 +52,10 @@ FORMAT_VERSION = 1
 FIELDS = ("obs", "actions", "rewards", "next_obs", "dones")
 #: The dataset tiers (``meta["tier"]``), from the least to the most skilled behaviour.
 TIERS = ("random", "medium_replay", "medium", "expert")
+#: How minibatches are drawn from a dataset (``data.minibatches`` of the data module): ``fresh``
+#: draws at every update, ``official_reuse`` repeats the first period's draws (README,
+#: "Algorithm details").
+MINIBATCHES = ("fresh", "official_reuse")
 REQUIRED_META = ("format_version", "task", "tier", "agent_names", "s_random", "s_expert", "checksum")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 

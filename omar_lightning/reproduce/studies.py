@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omar_lightning.data.format import TIERS
+from omar_lightning.data.format import MINIBATCHES, TIERS
 
 ALGORITHMS = ("maicq", "matd3bc", "macql", "omar")
 MPE_TASKS = ("cooperative_navigation", "predator_prey", "world")
@@ -25,7 +25,6 @@ TAUS = (0.1, 0.3, 0.5, 0.7, 0.9)
 ACTOR_LRS = (0.01, 0.05, 0.1)
 ACTOR_UPDATES = (1, 5, 20)
 SAMPLERS = ("random", "cem", "gaussian")
-MINIBATCHES = ("fresh", "official_reuse")  # data.minibatches (datamodules/offline.py)
 
 
 def spread(n: int) -> str:

@@ -261,7 +261,8 @@ def write_random_dataset(
     data = random_tier(task, num_transitions, seed=seed, progress=True, workers=workers, **env_kwargs)
     s_random, s_expert = reference_returns(task, episodes=reference_episodes, workers=workers, **env_kwargs)
     meta = _meta(task, "random", data["agent_names"], float(s_random), float(s_expert),
-                 "S_random: uniform random actions; S_expert: scripted landmark-assignment controller", None, env_kwargs, seed,
+                 f"S_random: uniform random actions; S_expert: the scripted reference expert ({reference_episodes} episodes each)",
+                 None, env_kwargs, seed,
                  data["episode_returns"], start)
     return _write_first_use(path, data, meta)
 
