@@ -359,9 +359,14 @@ class JointContext(nn.Module):
     action appended by the critic this is the joint input (o, a) in a fixed per-agent order.
     Feature selection uses precomputed index buffers, no loop over agents. ``dims[i]``: the
     real (unpadded) width of row i, ``sum(obs_dims) + sum(act_dims) - act_dims[i]``.
+
+    With ``state_dim`` the environment's global state takes the observations' place:
+    ``forward(state [B, state_dim], act) -> [A, B, state_dim + max_i(sum(act_dims) - act_dims[i])]``,
+    row i ``[s, a_j for j != i, zero padding]`` (the critic input ``(s, a)``), and
+    ``dims[i] = state_dim + sum(act_dims) - act_dims[i]``.
     """
 
-    def __init__(self, obs_dims: Sequence[int], act_dims: Sequence[int]) -> None:
+    def __init__(self, obs_dims: Sequence[int], act_dims: Sequence[int], state_dim: int | None = None) -> None:
         super().__init__()
         n, do, da = len(obs_dims), max(obs_dims), max(act_dims)
         obs_index = [i * do + f for i in range(n) for f in range(obs_dims[i])]
@@ -371,12 +376,17 @@ class JointContext(nn.Module):
         others_index = [o + [pad] * (width - len(o)) for o in others]
         self.register_buffer("obs_index", torch.tensor(obs_index, dtype=torch.long), persistent=False)
         self.register_buffer("others_index", torch.tensor(others_index, dtype=torch.long), persistent=False)
-        self.dim = len(obs_index) + width
-        self.dims = [len(obs_index) + len(o) for o in others]
+        self.state_dim = state_dim
+        joint = len(obs_index) if state_dim is None else int(state_dim)
+        self.dim = joint + width
+        self.dims = [joint + len(o) for o in others]
 
     def forward(self, obs: Tensor, act: Tensor) -> Tensor:
-        a, b, _ = obs.shape
-        joint_obs = obs.transpose(0, 1).reshape(b, -1).index_select(1, self.obs_index)  # [B, sum o]
+        a, b, _ = act.shape
+        if self.state_dim is None:
+            joint_obs = obs.transpose(0, 1).reshape(b, -1).index_select(1, self.obs_index)  # [B, sum o]
+        else:
+            joint_obs = obs  # the global state [B, state_dim]
         joint_act = torch.cat([act.transpose(0, 1).reshape(b, -1), act.new_zeros(b, 1)], 1)
         others = joint_act[:, self.others_index].permute(1, 0, 2)  # [A, B, W]
         return torch.cat([joint_obs.unsqueeze(0).expand(a, -1, -1), others], -1)

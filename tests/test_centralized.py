@@ -73,3 +73,22 @@ def test_centralized_fit_runs_and_requires_joint_sampling(cls, dataset_file):
     dm = OfflineDataModule(path=str(dataset_file), batch_size=32, generate=False)
     with pytest.raises(ValueError, match="data.joint_sampling: true"):
         fit(cls(dm.obs_dims, dm.act_dims, hidden_dim=16, max_updates=2, centralized=True), dm)
+
+
+def test_joint_context_on_the_global_state_against_a_hand_built_input():
+    """With ``state_dim`` the state replaces the observations: row i is [s, a_j for j != i, padding]."""
+    obs_dims, act_dims, ds = [2, 3, 1], [2, 1, 1], 7
+    ctx = JointContext(obs_dims, act_dims, state_dim=ds)
+    B = 4
+    act = torch.zeros(3, B, 2)
+    a = [torch.randn(B, d) for d in act_dims]
+    for i in range(3):
+        act[i, :, : act_dims[i]] = a[i]
+    state = torch.randn(B, ds)
+    out = ctx(state, act)
+    width = ds + max(sum(act_dims) - d for d in act_dims)
+    assert out.shape == (3, B, width) and ctx.dim == width
+    assert ctx.dims == [ds + sum(act_dims) - d for d in act_dims]
+    for i in range(3):
+        others = torch.cat([a[j] for j in range(3) if j != i], 1)
+        torch.testing.assert_close(out[i], torch.cat([state, others, torch.zeros(B, width - ds - others.shape[1])], 1))

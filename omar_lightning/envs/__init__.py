@@ -65,6 +65,8 @@ class TaskSpec:
     episode_length: int
     return_mode: str = "mean"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Size of the environment's global state (``TaskEnv.global_state_dim``); None without one.
+    state_dim: int | None = None
 
     @property
     def num_agents(self) -> int:
@@ -80,6 +82,7 @@ def task_spec(task: str, **kwargs: Any) -> TaskSpec:
         act_dims = [int(env.action_space(a).shape[0]) for a in names]
         episode_length = int(env.episode_length if hasattr(env, "episode_length") else env.max_cycles)
         return_mode = str(getattr(env, "return_mode", "mean"))
+        state_dim = getattr(env, "global_state_dim", None)
     finally:
         env.close()
     return TaskSpec(
@@ -90,4 +93,5 @@ def task_spec(task: str, **kwargs: Any) -> TaskSpec:
         episode_length=episode_length,
         return_mode=return_mode,
         kwargs=dict(kwargs),
+        state_dim=state_dim,
     )

@@ -16,6 +16,11 @@ class TaskEnv(ParallelEnv):
 
     observation_spaces: dict[str, spaces.Space]
     action_spaces: dict[str, spaces.Space]
+    #: Size of ``state()`` where it is a global state holding more than the agents' observations
+    #: (HalfCheetah: the single-agent observation, torso velocities included); None where
+    #: ``state()`` is the agents' observations concatenated (the MPE tasks), which centralized
+    #: critics see already.
+    global_state_dim: int | None = None
 
     def observation_space(self, agent: str) -> spaces.Space:
         return self.observation_spaces[agent]

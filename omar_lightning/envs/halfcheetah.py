@@ -17,6 +17,12 @@ Observations, by ``variant``:
   global categories, 6 numbers per agent: for each own joint in the order of its name (foot,
   shin, thigh), its angle ``qpos`` then its angular velocity ``qvel`` (:data:`OFFICIAL_OBS`).
   The official partition, action order, reward and time limit are the ones above.
+
+``state()`` is the global state in both variants: gymnasium-robotics' MaMuJoCo returns its
+single-agent environment's observation, whatever ``agent_obsk`` and global categories are, so
+it is ``HalfCheetah-v5``'s 17 numbers (``qpos`` without the torso's x position, 8 numbers, then
+``qvel``, 9 numbers: the torso's x velocity, which the reward is made of, is ``state()[8]``).
+The official OMAR datasets store this state beside the agents' observations (``states_<i>.npy``).
 """
 
 from __future__ import annotations
@@ -85,6 +91,7 @@ class HalfCheetah2x3(TaskEnv):
         self.possible_agents = list(self._env.possible_agents)
         self.agents: list[str] = []
         self.observation_spaces = {a: self._env.observation_space(a) for a in self.possible_agents}
+        self.global_state_dim = int(self._env.single_agent_env.observation_space.shape[0])  # 17
         self.action_spaces = {a: spaces.Box(-1.0, 1.0, shape=self._env.action_space(a).shape, dtype=np.float32) for a in self.possible_agents}
         self._steps = 0
 
@@ -120,6 +127,7 @@ class HalfCheetah2x3(TaskEnv):
         return self.parallel_result(*self.step_forces(forces))
 
     def state(self) -> np.ndarray:
+        """The global state ``[17]`` float32: HalfCheetah-v5's observation (module docstring)."""
         return np.asarray(self._env.state(), dtype=np.float32)
 
     def render(self) -> np.ndarray | None:

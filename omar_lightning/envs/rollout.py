@@ -383,6 +383,10 @@ class EnvCopies:
                 )
         return self.pad(next_list), rew, done, bool(ended)
 
+    def state(self, slot: int) -> np.ndarray:
+        """The global state of copy ``slot`` now (its ``state()``), float32."""
+        return np.asarray(self.envs[slot].state(), dtype=np.float32)
+
     def close(self) -> None:
         for env in self.envs:
             env.close()

@@ -7,7 +7,11 @@ trainer follows MATD3:
   on maddpg-pytorch, whose critics are centralized): agent i's critics see all agents'
   observations and the other agents' actions of the same joint transition
   (:class:`~omar_lightning.nets.JointContext`), its own action last. ``centralized=False``
-  gives independent TD3 critics on ``(o_i, a_i)``. Policies are always decentralized;
+  gives independent TD3 critics on ``(o_i, a_i)``. ``critic_input="state"`` puts the
+  environment's global state ``s`` (``env.state()``, where it holds more than the agents'
+  observations: HalfCheetah's full observation) in the observations' place: agent i's critics
+  see ``[s, a_-i]`` and its own action last, the replay buffer keeps ``s`` before and after
+  every step. Policies are always decentralized, on each agent's own observations;
 * target policy smoothing (``target_noise`` 0.2, clipped at ``target_noise_clip`` 0.5),
   the minimum of the twin target critics, delayed actor and target updates
   (``policy_delay`` 2), Gaussian exploration noise (``exploration_noise`` 0.1) on the tanh
@@ -60,6 +64,9 @@ __all__ = ["TASK_DEFAULTS", "MATD3Config", "MATD3Trainer", "load_torch_file"]
 #: ``eval_seed``; datasets and reference returns use their own ranges).
 TRAIN_SEED_BASE = 50_000_000
 
+#: The values of :attr:`MATD3Config.critic_input`.
+CRITIC_INPUTS = ("observations", "state")
+
 
 @dataclass
 class MATD3Config:
@@ -81,6 +88,10 @@ class MATD3Config:
         grad_clip: gradient-norm clip per agent.
         action_l2: weight of the pre-tanh regulariser of the actor loss.
         centralized: centralized critics (MATD3); False: independent TD3 critics.
+        critic_input: what centralized critics see besides the actions: ``"observations"``
+            (all agents' observations) or ``"state"`` (the environment's global state,
+            ``env.state()``; only tasks whose state holds more than the observations, such as
+            HalfCheetah, whose official variant's observations lack the torso's velocity).
         input_norm: maddpg-pytorch's input BatchNorm on actors and critics.
         num_envs: environment copies stepped in lockstep.
         eval_every: environment steps between evaluations (snapshots).
@@ -109,6 +120,7 @@ class MATD3Config:
     grad_clip: float = 0.5
     action_l2: float = 1e-3
     centralized: bool = True
+    critic_input: str = "observations"
     input_norm: bool = False
     num_envs: int = 10
     eval_every: int = 25_000
@@ -129,6 +141,10 @@ class MATD3Config:
             raise ValueError("start_steps, exploration_noise and target_noise must be >= 0")
         if not 0 <= self.shaping < float("inf"):
             raise ValueError(f"shaping must be >= 0 and finite, got {self.shaping}")
+        if self.critic_input not in CRITIC_INPUTS:
+            raise ValueError(f"critic_input must be one of {', '.join(CRITIC_INPUTS)}, got {self.critic_input!r}")
+        if self.critic_input == "state" and not self.centralized:
+            raise ValueError("critic_input=state needs centralized critics (centralized=true)")
 
 
 #: Settings per task that differ from :class:`MATD3Config`'s defaults.
@@ -164,9 +180,13 @@ class MATD3Trainer:
         self.obs_dims, self.act_dims = list(spec.obs_dims), list(spec.act_dims)
         A, do, da = spec.num_agents, max(self.obs_dims), max(self.act_dims)
         self.A, self.do, self.da = A, do, da
+        state_dim = spec.state_dim if cfg.critic_input == "state" else None
+        if cfg.critic_input == "state" and state_dim is None:
+            raise ValueError(f"critic_input=state: task {task!r} has no global state beyond the agents' observations "
+                             "(its state() is them concatenated); use critic_input=observations")
         torch.manual_seed(self.seed)
         self.actor = Actor(self.obs_dims, self.act_dims, cfg.hidden_dim, input_norm=cfg.input_norm)
-        self.joint = JointContext(self.obs_dims, self.act_dims) if cfg.centralized else None
+        self.joint = JointContext(self.obs_dims, self.act_dims, state_dim) if cfg.centralized else None
         ctx = self.joint.dim if self.joint is not None else do
         # One input norm per twin, as the shipped snapshots were trained (see TwinCritic).
         critic = dict(input_norm=cfg.input_norm, shared_norm=False, obs_dims=self.joint.dims if self.joint is not None else self.obs_dims, act_dims=self.act_dims)
@@ -185,7 +205,7 @@ class MATD3Trainer:
             probe.close()
             if not chases:
                 raise ValueError(f"shaping: task {task!r} has no good agents to chase; use 0")
-        self.replay = ReplayBuffer(cfg.buffer_size, A, do, da, distances=cfg.shaping > 0)
+        self.replay = ReplayBuffer(cfg.buffer_size, A, do, da, distances=cfg.shaping > 0, state_dim=state_dim or 0)
         self.steps = 0  # environment steps, summed over copies
         self.updates = 0
         self.episodes = 0  # episodes started
@@ -210,21 +230,25 @@ class MATD3Trainer:
 
     # ------------------------------------------------------------------ learning
     def _critic_input(self, obs: Tensor, act: Tensor) -> Tensor:
+        """Critic context from ``obs`` (observations ``[A, B, Do]``, or with ``critic_input="state"``
+        states ``[B, Ds]``) and the joint actions ``act [A, B, Da]``."""
         return self.joint(obs, act) if self.joint is not None else obs
 
     def update(self) -> dict[str, float]:
         """One critic update (and, every ``policy_delay``-th, one actor and target update) on a
         minibatch of the replay buffer; the losses as floats."""
         cfg, g = self.cfg, self.torch_gen
-        b = self.replay.sample(cfg.batch_size, g)  # [A, B, ...]
+        b = self.replay.sample(cfg.batch_size, g)  # [A, B, ...]; states [B, Ds]
+        # What the critics see besides the actions: observations [A, B, Do] or states [B, Ds].
+        seen, next_seen = ("state", "next_state") if self.replay.has_state else ("obs", "next_obs")
         mask = self.actor.act_mask
         with torch.no_grad():
             na = self.actor_target(b["next_obs"])
             if cfg.target_noise > 0:
                 na = smoothed_target_action(na, torch.randn(na.shape, generator=g), cfg.target_noise, cfg.target_noise_clip, mask)
             rewards = b["rewards"] - cfg.shaping * b["distances"] if cfg.shaping > 0 else b["rewards"]
-            y = td_target(rewards, b["dones"], self.critic_target(self._critic_input(b["next_obs"], na), na), cfg.gamma)
-        q = self.critic(self._critic_input(b["obs"], b["actions"]), b["actions"])
+            y = td_target(rewards, b["dones"], self.critic_target(self._critic_input(b[next_seen], na), na), cfg.gamma)
+        q = self.critic(self._critic_input(b[seen], b["actions"]), b["actions"])
         loss_c, critic_metrics = critic_loss(q, y, None, None, 0.0)  # sum over twins and agents of per-agent MSEs
         self.critic_opt.zero_grad(set_to_none=True)
         loss_c.backward()
@@ -235,7 +259,7 @@ class MATD3Trainer:
         if self.updates % cfg.policy_delay == 0:
             pre = self.actor.net(b["obs"])  # pre-tanh outputs
             pi = torch.tanh(pre) * mask
-            q1 = self.critic.q1(self._critic_input(b["obs"], b["actions"]), pi)
+            q1 = self.critic.q1(self._critic_input(b[seen], b["actions"]), pi)
             loss_a, actor_metrics = matd3_actor_loss(q1, pre, mask, cfg.action_l2)
             self.actor_opt.zero_grad(set_to_none=True)
             loss_a.backward()
@@ -295,6 +319,7 @@ class MATD3Trainer:
                 # One round: every copy plays one whole episode (MPE and HalfCheetah episodes have a
                 # fixed length, so all copies end together; an early end restarts that copy).
                 obs = np.stack([copies.reset(e, TRAIN_SEED_BASE + self.seed * 1_000_000 + self.episodes + e) for e in range(E)], 1)
+                states = [copies.state(e) for e in range(E)] if self.replay.has_state else None
                 self.episodes += E
                 live = np.ones(E, bool)
                 while live.any():
@@ -305,7 +330,12 @@ class MATD3Trainer:
                     for e in np.flatnonzero(live):
                         nxt, rew, dones, ended = copies.step(e, act[:, e])
                         distances = _chase_distances(copies.envs[e], self.A) if cfg.shaping > 0 else None
-                        self.replay.add(obs[:, e], act[:, e], rew, nxt, dones, distances)
+                        if states is None:
+                            self.replay.add(obs[:, e], act[:, e], rew, nxt, dones, distances)
+                        else:
+                            nxt_state = copies.state(e)
+                            self.replay.add(obs[:, e], act[:, e], rew, nxt, dones, distances, states[e], nxt_state)
+                            states[e] = nxt_state
                         self.steps += 1
                         obs[:, e] = nxt
                         if ended:
@@ -362,11 +392,14 @@ class MATD3Trainer:
         """Rebuild a trainer from :meth:`save`'s file, ready to continue training."""
         st = load_torch_file(Path(path), "training state", "MATD3 training state", weights_only=False)
         t = cls(st["task"], st["seed"], st["env_kwargs"], MATD3Config(**st["config"]))
+        try:  # first: a buffer without the arrays of the settings (states) is named as such
+            t.replay.load_state_dict(st["buffer"], st["size"])
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
         for name in ("actor", "critic", "actor_target", "critic_target", "actor_opt", "critic_opt"):
             getattr(t, name).load_state_dict(st[name])
         t.torch_gen.set_state(st["torch_gen"])
         t.rng.bit_generator.state = st["rng"]
-        t.replay.load_state_dict(st["buffer"], st["size"])
         t.steps, t.updates, t.episodes = int(st["steps"]), int(st["updates"]), int(st["episodes"])
         t.evaluations = list(st["evaluations"])
         return t
