@@ -14,7 +14,7 @@ from omar_lightning.data import default_path
 
 from omar_lightning.cli import main
 from omar_lightning.reproduce.configs import compose, digest
-from omar_lightning.reproduce.studies import Cell, config_chain
+from omar_lightning.reproduce.studies import LINE_TASKS, STUDIES, Cell, config_chain
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -39,10 +39,13 @@ def updates(task: str, tier: str) -> int:
     return 1000 if task == "world" or (task == "predator_prey" and tier == "medium_replay") else 2000
 
 
+LINE_CELLS = sorted(c for c in CELLS if Path(c).parts[2] in LINE_TASKS)  # the line's: only what its studies run
+
+
 def test_every_algorithm_covers_every_task_and_tier():
-    cells = {p.relative_to(CONFIGS / "omar") for p in (CONFIGS / "omar").glob("*/*.yaml")}
+    cells = {p.relative_to(CONFIGS / "omar") for p in (CONFIGS / "omar").glob("*/*.yaml") if p.parent.name not in LINE_TASKS}
     assert {c.parts[0] for c in cells} >= {"cooperative_navigation", "predator_prey", "world", "halfcheetah_2x3"}
-    assert len(cells) == 8 * 4 * 2 and len(CELLS) == 8 * 4 * 2 * 4 + 8 * 4  # BC has no centralized cells
+    assert len(cells) == 8 * 4 * 2 and len(CELLS) - len(LINE_CELLS) == 8 * 4 * 2 * 4 + 8 * 4  # BC has no centralized cells
     for algo, cls in ALGOS.items():
         for cell in cells:
             if algo == "bc" and cell.stem.endswith("_centralized"):
@@ -68,9 +71,12 @@ def test_each_cell_holds_its_task_and_tiers_official_settings(cell):
     model, data, trainer = config["model"]["init_args"], config["data"], config["trainer"]
     assert data["tier"] == tier and model["max_updates"] == updates(task, tier)
     spread = re.fullmatch(r"cooperative_navigation_n(\d)", task)
-    # The paper's ground: the official variant of every task; the N-agent spreads stay on mpe2's.
-    assert data.get("env_kwargs") == ({"num_agents": int(spread[1])} if spread else {"variant": "official"})
-    folder = task if spread else f"{task}_official"
+    line = re.fullmatch(r"cooperative_navigation_line_n(\d)", task)
+    # The paper's ground: the official variant of every task; the N-agent spreads stay on mpe2's;
+    # the spreads on a line (Section 3.1) are on the official physics, as their datasets.
+    env_kwargs = {"num_agents": int(spread[1])} if spread else {"num_agents": int(line[1]), "layout": "line", "variant": "official"} if line else {"variant": "official"}
+    assert data.get("env_kwargs") == env_kwargs
+    folder = task if spread or line else f"{task}_official"
     assert data.get("path", str(default_path(task, tier, data.get("env_kwargs")))) == f"data/{folder}/{tier}.npz"
     tau, alpha = TAU_ALPHA.get(task, TAU_ALPHA["cooperative_navigation"])[TIERS.index(tier)]
     if algo == "omar":
@@ -196,3 +202,70 @@ def test_omar_fit_on_a_lone_cell_resolves_as_its_chain(capsys):
     assert printed["model"]["init_args"]["cql_alpha"] == expected["model"]["init_args"]["cql_alpha"] == 0.5
     assert printed["data"]["env_kwargs"] == {"variant": "official"} and printed["data"]["task"] == "world"
     assert printed["trainer"]["callbacks"][2]["init_args"]["dirpath"] == "runs/macql/world/medium/checkpoints"
+
+
+def test_the_line_studies_cells_are_the_line_cells_with_the_2d_agent_cells_settings():
+    """Every cell of the line's studies has its config chain, and the line's cells are exactly
+    those; each composes to the 2-D N-agent cell of the same algorithm (N = 3: the default
+    spread's) but for the environment, the dataset path and the run directory."""
+    line_studies = [name for name in STUDIES if name.startswith("line-")]
+    assert line_studies == ["line-curves", "line-agents", "line-landscape", "line-actor-lr-updates"]
+    needed = {cell.config for name in line_studies for cell in STUDIES[name].cells()}
+    assert needed == set(LINE_CELLS) == {f"configs/{a}/{t}/medium_replay.yaml" for a in ("macql", "omar") for t in LINE_TASKS} | {
+        "configs/matd3bc/cooperative_navigation_line_n2/medium_replay.yaml"}
+    for cell in LINE_CELLS:
+        chain = config_chain(cell)
+        assert all((ROOT / f).is_file() for f in chain), chain
+        algo, task = Path(cell).parts[1:3]
+        n = int(task.removeprefix("cooperative_navigation_line_n"))
+        plane = f"configs/{algo}/{'cooperative_navigation' if n == 3 else f'cooperative_navigation_n{n}'}/medium_replay.yaml"
+        ours, theirs = compose(ROOT, chain), compose(ROOT, config_chain(plane))
+        assert ours["data"].pop("env_kwargs") == {"num_agents": n, "layout": "line", "variant": "official"}
+        assert ours["data"].pop("path") == f"data/{task}/medium_replay.npz"
+        theirs["data"].pop("env_kwargs")
+        theirs["data"].pop("path", None)
+        assert ours["data"] == theirs["data"] and ours["model"] == theirs["model"], cell
+        run, plane_run = f"runs/{algo}/{task}/medium_replay", theirs["trainer"]["default_root_dir"]
+        assert ours["trainer"]["default_root_dir"] == run
+        assert yaml.safe_dump(ours["trainer"]).replace(run, "RUN") == yaml.safe_dump(theirs["trainer"]).replace(plane_run, "RUN")
+
+
+def test_the_line_landscape_run_keeps_every_checkpoint_and_trains_as_its_plain_cell(tmp_path):
+    from omar_lightning.reproduce.configs import resolved
+
+    landscape = STUDIES["line-landscape"].cells([0])[0]
+    plain = Cell("macql", landscape.task, landscape.tier, 0)
+    ours, theirs = resolved(landscape, ROOT), resolved(plain, ROOT)
+    assert ours["trainer"]["callbacks"][2]["init_args"].pop("save_top_k") == -1
+    assert "save_top_k" not in theirs["trainer"]["callbacks"][2]["init_args"] and ours == theirs
+    assert landscape.key == "macql/cooperative_navigation_line_n2/medium_replay/default+landscape_1d/seed_0" and digest(landscape, ROOT) != digest(plain, ROOT)
+
+
+@pytest.mark.parametrize("cell", ["configs/omar/cooperative_navigation_line_n2/medium_replay.yaml", "configs/macql/cooperative_navigation_line_n5/medium_replay.yaml"])
+def test_omar_fit_runs_a_line_cell_on_a_tiny_line_dataset(cell, tmp_path):
+    """The committed cell by its own name through the real CLI and Trainer: its bases put before
+    it, 2 updates on a 1,100-transition synthetic dataset with the line's shapes and env_kwargs."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from conftest import synthetic_dataset
+    from omar_lightning.data import save_dataset
+
+    task = Path(cell).parts[2]
+    n = int(task.removeprefix("cooperative_navigation_line_n"))
+    env_kwargs = {"num_agents": n, "layout": "line", "variant": "official"}
+    ds = synthetic_dataset(n=1100, obs_dims=(4 * n - 1,) * n, act_dims=(1,) * n, env_kwargs=env_kwargs)
+    ds.meta["tier"] = "medium_replay"
+    save_dataset(tmp_path / "line.npz", ds)
+    out = subprocess.run([sys.executable, "-m", "omar_lightning", "fit", "--config", str(ROOT / cell), "--data.path", str(tmp_path / "line.npz"),
+                          "--model.max_updates", "2", "--trainer.enable_progress_bar", "false"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp_path / "runs" / Path(cell).parts[1] / task / "medium_replay"
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["omar_run"]["env_kwargs"] == env_kwargs and checkpoint["hyper_parameters"]["act_dims"] == [1] * n
+    assert checkpoint["hyper_parameters"]["obs_dims"] == [4 * n - 1] * n and checkpoint["hyper_parameters"]["max_updates"] == 2
+    metrics = (run / "logs" / "version_0" / "metrics.csv").read_text()
+    assert "eval/return" in metrics.splitlines()[0]

@@ -188,3 +188,92 @@ def test_aggregate_section_from_a_fake_results_directory(tmp_path):
     write_report(tmp_path / "results", tmp_path / "docs" / "again.md", tmp_path / "docs" / "figures")
     assert (tmp_path / "docs" / "again.md").read_text() == page
     assert (tmp_path / "docs" / "figures" / "table3_profiles.png").read_bytes() == figure
+
+
+def _line_summary(root: Path, algorithm: str, task: str, seed: int, ret: float, score: float, variant: str = "default",
+                  analysis: dict | None = None) -> None:
+    """A summary of a line cell under ``root``: the 2-D N = 2 summary with this cell's key, task,
+    returns and score (its curve: returns 0, ret, ret; behaviour return 80)."""
+    s = copy.deepcopy(json.loads((DATA / "results" / "macql" / "cooperative_navigation_n2" / "medium_replay" / "default" / "seed_0.json").read_text()))
+    post = "+landscape_1d" if analysis else ""
+    s["key"] = f"{algorithm}/{task}/medium_replay/{variant}{post}/seed_{seed}"
+    s["cell"].update(algorithm=algorithm, task=task, seed=seed, variant={} if variant == "default" else dict([variant.split("=")]))
+    s["dataset"]["path"] = f"data/{task}/medium_replay.npz"
+    s["curve"] = {"updates": [0, 10, 20], "return": [0.0, ret, ret], "normalized_score": [-50.0, score, score]}
+    s["score"].update(normalized_score=score, **{"return": ret})
+    if analysis:
+        s["cell"]["post"] = "landscape_1d"
+        s["landscape_1d"] = analysis
+    path = root / f"{s['key']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(s))
+
+
+def _landscape_1d(gap: float, updates: int) -> dict:
+    xs = [round(-1 + 2 * k / 200, 6) for k in range(201)]
+    return {"agent": 1, "checkpoint": f"updates={updates}.ckpt", "updates": updates, "minibatch_row": 17, "dataset_row": 4321, "actions": xs,
+            "q1": [round(10 - (x - 0.5) ** 2, 5) for x in xs], "argmax": 0.5, "q1_argmax": 10.0, "before": -0.3, "after_macql": -0.31,
+            "after_omar": -0.3 + gap, "q1_before": 9.36, "q1_after_macql": 9.3439, "q1_after_omar": 9.5, "gap": gap + 0.01, "omar_tau": 1.0,
+            "search": [{"updates": u, "largest_gap": (gap + 0.01) if u == updates else 0.01, "mean_gap": 0.001} for u in (200, 400, 600)]}
+
+
+def test_line_sections_from_a_fake_results_directory(tmp_path):
+    """Section 3.1 on the line: Figure 1b's three methods with the paper's words and Table 1's
+    MA-CQL, the agent-count table (N = 1, 2 run, the rest not), Figure 1d from the seed with the
+    largest gap, Tables 1 and 2 on the line; every section and figure rebuilt bit for bit."""
+    from omar_lightning.reproduce.report import write_report
+
+    root = tmp_path / "results"
+    line2 = "cooperative_navigation_line_n2"
+    for algorithm, returns in (("matd3bc", (200.0, 220.0)), ("macql", (250.0, 270.0)), ("omar", (300.0, 310.0))):
+        for seed, ret in enumerate(returns):
+            _line_summary(root, algorithm, line2, seed, ret, ret / 10)
+    _line_summary(root, "macql", "cooperative_navigation_line_n1", 0, 100.0, 10.0)
+    _line_summary(root, "omar", "cooperative_navigation_line_n1", 0, 120.0, 12.0)
+    _line_summary(root, "macql", line2, 0, 150.0, 15.0, variant="actor_lr=0.05")
+    _line_summary(root, "macql", line2, 0, 260.0, 26.0, analysis=_landscape_1d(0.2, 400))
+    _line_summary(root, "macql", line2, 1, 260.0, 26.0, analysis=_landscape_1d(0.5, 600))
+    write_report(root, tmp_path / "docs" / "results.md", tmp_path / "docs" / "figures")
+    page = (tmp_path / "docs" / "results.md").read_text()
+    part = lambda title: page[page.index(f"## {title}"):page.index("\n## ", page.index(f"## {title}") + 4)]  # noqa: E731
+
+    curves = part("Figure 1b on the line")
+    assert "`omar reproduce line-curves`" in curves and "\"Figure 1(b) further validates that OMAR significantly improves MA-CQL" in curves
+    assert "| MA-TD3+BC | 210.00 ± 10.00 (2) | 21.0 ± 1.0 (2) | – |" in curves
+    assert "| MA-CQL | 260.00 ± 10.00 (2) | 26.0 ± 1.0 (2) | 267.9 ± 19.0 (Table 1) |" in curves
+    assert "| OMAR | 305.00 ± 5.00 (2) | 30.5 ± 0.5 (2) | – |" in curves and "![Figure 1b on the line](figures/line_curves.png)" in curves
+
+    agents = part("Figures 1c and 2 on the line")
+    assert "\"From Figure 1(c), we observe that its performance degrades dramatically as there are more agents.\"" in agents
+    # (100 - 80) / 80 and (120 - 100) / 100; N = 2: (260 - 80) / 80, (305 - 260) / 260
+    assert "| 1 | 80.00 | 100.00 ± 0.00 (1) | 120.00 ± 0.00 (1) | +25.0 ± 0.0% | +20.0 ± 0.0% |" in agents
+    row2 = next(line for line in agents.splitlines() if line.startswith("| 2 |"))
+    assert row2.startswith("| 2 | 80.00 | 260.00 ± 10.00 (2) | 305.00 ± 5.00 (2) | +225.0 ± 12.5% | +17.3 ±")
+    assert "| 3 | – | not run | not run | – | – |" in agents and "| 5 | – | not run | not run | – | – |" in agents
+    assert "267.9 ± 19.0 (Table 1)" in agents and "![Figures 1c and 2 on the line](figures/line_agents.png)" in agents
+
+    landscape = part("Figure 1d on the line")
+    assert "`most_different`" in landscape and "every periodic checkpoint" in landscape
+    assert "Seed 1 (of seeds 0, 1), checkpoint `updates=600.ckpt`, agent 1, row 17 of that update's minibatch (dataset row 4,321)" in landscape
+    assert "pi(o) = -0.3000 (Q1 9.360) moves to -0.3100 (Q1 9.344) with an MA-CQL actor update and to 0.2000 (Q1 9.500)" in landscape
+    assert "the two lie 0.5100 apart" in landscape and "| checkpoint (updates) | 200 | 400 | 600 |" in landscape
+    assert "| largest | 0.0100 | 0.0100 | 0.5100 |" in landscape and "![Figure 1d on the line](figures/line_landscape.png)" in landscape
+
+    tables = part("Tables 1 and 2 on the line")
+    assert "| 0.01 | 260.00 ± 10.00 (2) | 267.9 ± 19.0 |" in tables and "| 0.05 | 150.00 ± 0.00 (1) | 202.0 ± 38.9 |" in tables
+    assert "| 0.1 | not run | 100.1 ± 36.4 |" in tables and "| 5 | not run | 278.6 ± 14.8 |" in tables
+    # the 2-D studies stay where they were, second, with nothing of the line's in them
+    assert page.index("## Tables 1 and 2 on the line") < page.index("## Figures 1c and 2: spread with N = 1..5 agents")
+    assert "| 2 | – | not run | not run | – | – |" in part("Figures 1c and 2: spread") and part("Figure 1d: Q-landscape").count("not run") == 1
+
+    figures = {p.name: p.read_bytes() for p in (tmp_path / "docs" / "figures").glob("line_*.png")}
+    assert sorted(figures) == ["line_agents.png", "line_curves.png", "line_landscape.png"]
+    write_report(root, tmp_path / "docs" / "again.md", tmp_path / "docs" / "figures")
+    assert (tmp_path / "docs" / "again.md").read_text() == page
+    assert {name: (tmp_path / "docs" / "figures" / name).read_bytes() for name in figures} == figures
+
+
+def test_line_sections_say_not_run_yet_with_their_commands():
+    page = (DATA / "expected.md").read_text()
+    for study in ("line-curves", "line-agents", "line-landscape", "line-actor-lr-updates"):
+        assert f"Not run yet: `omar reproduce {study}` (it needs the line's medium-replay datasets" in page

@@ -69,12 +69,13 @@ def test_studies_share_cells_and_restrict_axes():
 
 def _tree(root: Path, task="cooperative_navigation", tier="medium", dims=(18, 18, 18), algorithms=("omar", "macql")) -> None:
     """A dataset and tests/configs/tiny.yaml as committed configs are laid out: the family's base
-    (trainer, callbacks, data settings), the task's own base for an N-agent spread, each
-    algorithm's base (its model) and the cells (task, tier, tau)."""
+    (trainer, callbacks, data settings), the task's own base for an N-agent spread (on a line:
+    1-D actions, the official physics), each algorithm's base (its model) and the cells (task, tier, tau)."""
     base = "cooperative_navigation"  # the N-agent spread tasks are cooperative navigation with num_agents
-    ds = synthetic_dataset(n=300, obs_dims=dims, act_dims=(2,) * len(dims), task=base)
+    line = task.startswith("cooperative_navigation_line_n")
+    ds = synthetic_dataset(n=300, obs_dims=dims, act_dims=(1 if line else 2,) * len(dims), task=base)
     ds.meta["tier"] = tier
-    env_kwargs = {} if task == base else {"num_agents": len(dims)}
+    env_kwargs = {} if task == base else {"num_agents": len(dims), "layout": "line", "variant": "official"} if line else {"num_agents": len(dims)}
     ds.meta["env_kwargs"] = env_kwargs
     save_dataset(root / "data" / task / f"{tier}.npz", ds)
     tiny = yaml.safe_load(TINY.read_text())
@@ -225,6 +226,74 @@ def test_landscape_cell_records_q1_on_the_action_grid(tmp_path):
     assert land["after_macql"] != land["before"] and land["after_omar"] != land["before"]
     assert land["omar_tau"] == 0.7  # read from OMAR's config for the same task and tier
 
+
+
+def test_most_different_picks_the_largest_gap_first_in_checkpoint_agent_row_order():
+    from omar_lightning.reproduce.landscape import most_different
+
+    gaps = [np.array([[0.1, 0.2], [0.3, 0.05]]), np.array([[0.0, 0.7], [0.1, 0.7]]), np.array([[0.7, 0.0], [0.0, 0.0]])]
+    assert most_different(gaps) == (1, 0, 1)  # 0.7 three times: the earliest checkpoint, then the lowest agent
+    assert most_different(gaps[:1]) == (0, 1, 0)
+    assert most_different([np.zeros((2, 3)), np.full((2, 3), 1e-9)]) == (1, 0, 0)
+    with pytest.raises(ValueError, match="no checkpoints"):
+        most_different([])
+
+
+def test_line_landscape_searches_every_checkpoint_and_records_q1_over_the_1d_action(tmp_path):
+    """Figure 1d on the line through omar reproduce: the MA-CQL run keeps every periodic
+    checkpoint; the recorded curve is the chosen checkpoint's Q1 evaluated directly at the
+    chosen observation, and the chosen (checkpoint, agent, row) holds the largest gap between
+    the MA-CQL- and OMAR-updated actions, recomputed here on minibatches drawn independently."""
+    from omar_lightning.checkpoint_io import load_module
+    from omar_lightning.data import load_dataset
+    from omar_lightning.datamodules.offline import MinibatchStream, stack_padded
+    from omar_lightning.refinement import Refinement
+    from omar_lightning.reproduce.landscape import action_gap, updated_actions
+
+    task = "cooperative_navigation_line_n2"
+    _tree(tmp_path, task=task, tier="medium_replay", dims=(7, 7))
+    out = _reproduce(tmp_path, "line-landscape", "--seeds", "0")
+    assert out.returncode == 0, out.stderr + out.stdout
+    key = f"macql/{task}/medium_replay/default+landscape_1d/seed_0"
+    land = json.loads((tmp_path / "results" / f"{key}.json").read_text())["landscape_1d"]
+    checkpoints = tmp_path / "runs" / "reproduce" / key / "checkpoints"
+    assert sorted(p.name for p in checkpoints.glob("updates=*.ckpt")) == ["updates=2.ckpt", "updates=4.ckpt"]  # every one kept
+    assert [c["updates"] for c in land["search"]] == [2, 4] and land["omar_tau"] == 0.7  # tau of OMAR's config for the same cell
+
+    ds = load_dataset(tmp_path / "data" / task / "medium_replay.npz")
+    store = {k: stack_padded(getattr(ds, k)) for k in ("obs", "actions", "rewards", "next_obs", "dones")}
+    stream = MinibatchStream(store, 32, seed=0)  # tiny.yaml's batch size, the cell's seed
+    largest = []
+    for entry in land["search"]:
+        module, checkpoint = load_module(checkpoints / f"updates={entry['updates']}.ckpt")
+        batch = stream.batch(entry["updates"])
+        acts = updated_actions(module, batch, checkpoint["optimizer_states"][0], 0.7, Refinement())
+        gap = action_gap(acts["macql"], acts["omar"])
+        assert entry["largest_gap"] == pytest.approx(gap.max(), abs=1e-6) and entry["mean_gap"] == pytest.approx(gap.mean(), abs=1e-6)
+        largest.append((gap.max(), entry["updates"], gap, acts, module, batch))
+    top = max(largest, key=lambda t: t[0])
+    assert land["updates"] == top[1] and land["checkpoint"] == f"updates={top[1]}.ckpt"
+    _, _, gap, acts, module, batch = top
+    agent, row = land["agent"], land["minibatch_row"]
+    assert gap[agent, row] == gap.max() > 0 and land["gap"] == pytest.approx(gap.max(), abs=1e-6)
+    assert int(stream.indices(top[1])[agent, row]) == land["dataset_row"]
+    assert [land["before"], land["after_macql"], land["after_omar"]] == pytest.approx([float(acts[k][agent, row, 0]) for k in ("before", "macql", "omar")], abs=1e-6)
+    assert land["after_macql"] != land["before"] and land["after_omar"] != land["after_macql"]
+
+    obs = torch.from_numpy(np.stack([o[land["dataset_row"] : land["dataset_row"] + 1] for o in ds.obs]))  # [A, 1, 7], agent's row
+    q = np.array(land["q1"])
+    assert q.shape == (201,) and land["actions"][0] == -1.0 and land["actions"][-1] == 1.0 and land["actions"][100] == 0.0
+    with torch.no_grad():
+        assert float(module.actor(obs)[agent, 0, 0]) == pytest.approx(land["before"], abs=1e-6)
+        for k in (0, 37, 100, 200):
+            act = torch.zeros(2, 1, 1)
+            act[agent, 0, 0] = land["actions"][k]
+            assert float(module.critic.q1(obs, act)[agent, 0]) == pytest.approx(q[k], abs=1e-4)
+        for name in ("before", "after_macql", "after_omar"):
+            act = torch.zeros(2, 1, 1)
+            act[agent, 0, 0] = land[name]
+            assert float(module.critic.q1(obs, act)[agent, 0]) == pytest.approx(land[f"q1_{name}"], abs=1e-5)
+    assert q[land["actions"].index(land["argmax"])] == pytest.approx(q.max(), abs=1e-4) and land["q1_argmax"] == pytest.approx(q.max(), abs=1e-4)
 
 def test_a_cell_held_by_a_live_process_is_not_run_twice_and_a_dead_holders_lock_is_taken_over(tmp_path):
     from omar_lightning.atomic import _HOST

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omar_lightning.reproduce.studies import Cell
+from omar_lightning.reproduce.studies import EVERY_CHECKPOINT, Cell
 
 _LOCK = threading.Lock()  # cells are checked from worker threads; one parse at a time
 
@@ -89,10 +89,16 @@ def set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
 
 def resolved(cell: Cell, root: Path) -> dict[str, Any]:
     """The configuration a cell runs with, less its run directory: its config files composed
-    (``Cell.configs``), then its overrides and its seed (``seed_everything`` and ``data.seed``)."""
+    (``Cell.configs``), then its overrides and its seed (``seed_everything`` and ``data.seed``);
+    for an analysis that reads every periodic checkpoint (``EVERY_CHECKPOINT``), the checkpoint
+    callback keeps them all (``save_top_k: -1``; training is the same)."""
     config = compose(root, cell.configs)
     for key, value in cell.overrides.items():
         set_dotted(config, key, value)
+    if cell.analysis in EVERY_CHECKPOINT:
+        for cb in (config.get("trainer") or {}).get("callbacks") or []:
+            if cb.get("class_path", "").endswith("UpdateCheckpoint"):
+                cb.setdefault("init_args", {})["save_top_k"] = -1
     config["seed_everything"] = cell.seed
     set_dotted(config, "data.seed", cell.seed)
     return config

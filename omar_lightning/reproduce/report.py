@@ -29,12 +29,13 @@ from omar_lightning.plots import save_figure as _save
 from omar_lightning.reproduce import aggregate as agg
 from omar_lightning.reproduce import paper
 from omar_lightning.data.format import TIERS
-from omar_lightning.reproduce.studies import ACTOR_LRS, ACTOR_UPDATES, AGENT_COUNTS, MPE_TASKS, STUDIES, TAUS, spread, variant_name
+from omar_lightning.reproduce.studies import ACTOR_LRS, ACTOR_UPDATES, AGENT_COUNTS, MPE_TASKS, STUDIES, TAUS, line_spread, spread, variant_name
 from omar_lightning.reproduce.summary import LAST_EVALUATIONS, aggregate, is_current, load_summaries, update_version
 from omar_lightning.update_version import UPDATE_VERSION
 
 NAMES = {"maicq": "MA-ICQ", "matd3bc": "MA-TD3+BC", "macql": "MA-CQL", "omar": "OMAR", "bc": "BC"}
-TASK_NAMES = {"cooperative_navigation": "Cooperative navigation", "predator_prey": "Predator-prey", "world": "World", "halfcheetah_2x3": "HalfCheetah 2x3"}
+TASK_NAMES = {"cooperative_navigation": "Cooperative navigation", "predator_prey": "Predator-prey", "world": "World", "halfcheetah_2x3": "HalfCheetah 2x3",
+              **{line_spread(n): f"Spread on a line, {n} agent{'s' if n > 1 else ''}" for n in AGENT_COUNTS}}
 TIER_NAMES = {"random": "Random", "medium_replay": "Medium-replay", "medium": "Medium", "expert": "Expert"}
 ALGS = ("maicq", "matd3bc", "macql", "omar")
 OLD = " †"  # marks a number made by an older version of the training update
@@ -123,9 +124,11 @@ def _table_rows(results: Results, cells: list[tuple[str, str]], reference: dict,
     return lines
 
 
-def _curves_figure(results: Results, path: Path, panels: list[tuple[str, str]], lines: list[tuple[str, str]], title: str) -> bool:
+def _curves_figure(results: Results, path: Path, panels: list[tuple[str, str]], lines: list[tuple[str, str]], title: str,
+                   field: str = "normalized_score") -> bool:
     """One panel per (task, tier); per line (label, group key template with {task} and {tier}):
-    mean normalized score over seeds vs updates, shaded between the seeds' min and max."""
+    the mean over seeds of the curve's ``field`` (normalized score or return) vs updates, shaded
+    between the seeds' min and max."""
     plt = _pyplot()
 
     present = [p for p in panels if any(results.runs(t.format(task=p[0], tier=p[1])) for _, t in lines)]
@@ -142,11 +145,11 @@ def _curves_figure(results: Results, path: Path, panels: list[tuple[str, str]], 
                 if not runs:
                     continue
                 common = sorted(set.intersection(*(set(s["curve"]["updates"]) for s in runs)))
-                ys = np.array([[dict(zip(s["curve"]["updates"], s["curve"]["normalized_score"]))[u] for u in common] for s in runs])
+                ys = np.array([[dict(zip(s["curve"]["updates"], s["curve"][field]))[u] for u in common] for s in runs])
                 old = OLD if results.stale(template.format(task=task, tier=tier)) else ""
                 ax.plot(common, ys.mean(0), label=f"{label} ({len(runs)}){old}", linewidth=1.0, color=f"C{i}")  # one colour per method in every panel
                 ax.fill_between(common, ys.min(0), ys.max(0), alpha=0.2, color=f"C{i}")
-            _style_panel(ax, f"{TASK_NAMES.get(task, task)}, {TIER_NAMES[tier]}", "updates", "normalized score")
+            _style_panel(ax, f"{TASK_NAMES.get(task, task)}, {TIER_NAMES[tier]}", "updates", field.replace("_", " "))
     _finish(fig, title, path)
     return True
 
@@ -167,10 +170,10 @@ def _finish(fig: Any, title: str, path: Path) -> None:
     _save(fig, path)
 
 
-def _agents_figure(results: Results, path: Path) -> bool:
+def _agents_figure(results: Results, path: Path, task_of: Any = spread, heading: str | None = None) -> bool:
     plt = _pyplot()
 
-    rows = _agents_rows(results)
+    rows = _agents_rows(results, task_of)
     if not any(r["macql_vs_behaviour"] is not None or r["omar_vs_macql"] is not None for r in rows):
         return False
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
@@ -184,15 +187,19 @@ def _agents_figure(results: Results, path: Path) -> bool:
         ax.set_ylabel("improvement of the return (%)", fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3, axis="y")
+    if heading:
+        fig.suptitle(heading, fontsize=10)
     fig.tight_layout()
     _save(fig, path)
     return True
 
 
-def _agents_rows(results: Results) -> list[dict[str, Any]]:
+def _agents_rows(results: Results, task_of: Any = spread) -> list[dict[str, Any]]:
+    """Per agent count N: the returns of MA-CQL and OMAR on ``task_of(N)`` medium-replay, the
+    dataset's behaviour return and the improvements of Figures 1c and 2."""
     rows = []
     for n in AGENT_COUNTS:
-        task = spread(n)
+        task = task_of(n)
         cql = results.score(group_key("macql", task, "medium_replay"), "return")
         omar = results.score(group_key("omar", task, "medium_replay"), "return")
         runs = results.runs(group_key("macql", task, "medium_replay")) or results.runs(group_key("omar", task, "medium_replay"))
@@ -278,6 +285,140 @@ def _landscape_figure(run: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     _save(fig, path)
 
+
+
+def _agents_table(results: Results, task_of: Any, name: str) -> list[str]:
+    """The agent-count study's table (returns, Figures 1c and 2) on ``task_of(N)`` medium-replay."""
+    out = [f"Returns (not normalized) on {name} medium-replay; improvement = 100 * (ours - reference) / |reference|, "
+           "+- its spread over seeds to first order (the behaviour return is the dataset's mean; OMAR over MA-CQL "
+           "carries the relative std of both methods).", "",
+           "| agents | behaviour (dataset mean) | MA-CQL return | OMAR return | MA-CQL over behaviour (Fig. 1c) | OMAR over MA-CQL (Fig. 2) |", "|---|---|---|---|---|---|"]
+    for r in _agents_rows(results, task_of):
+        pct = lambda v, sd: "–" if v is None else f"{v:+.1f} ± {sd:.1f}%"  # noqa: E731
+        behaviour = "–" if r["behaviour"] is None else f"{r['behaviour']:.2f}"
+        old = OLD if r["stale"] else ""
+        out.append(f"| {r['n']} | {behaviour} | {fmt(r['macql'], 2)} | {fmt(r['omar'], 2)} | "
+                   f"{pct(r['macql_vs_behaviour'], r['macql_vs_behaviour_std'])}{old if r['macql_vs_behaviour'] is not None else ''} | "
+                   f"{pct(r['omar_vs_macql'], r['omar_vs_macql_std'])}{old if r['omar_vs_macql'] is not None else ''} |")
+    return out
+
+
+def _actor_lr_tables(results: Results, task: str) -> list[str]:
+    """Tables 1 and 2: MA-CQL's return on ``task`` medium-replay per actor learning rate and per
+    number of actor updates, beside the paper's."""
+    out = ["| actor learning rate | ours | paper |", "|---|---|---|"]
+    for lr in ACTOR_LRS:
+        out.append(f"| {lr} | {fmt(results.score(group_key('macql', task, 'medium_replay', 'default' if lr == 0.01 else f'actor_lr={lr}'), 'return'), 2)} | {fmt(paper.TABLE1_ACTOR_LR[lr])} |")
+    out += ["", "| actor updates per update | ours | paper |", "|---|---|---|"]
+    for n in ACTOR_UPDATES:
+        out.append(f"| {n} | {fmt(results.score(group_key('macql', task, 'medium_replay', 'default' if n == 1 else f'actor_updates={n}'), 'return'), 2)} | {fmt(paper.TABLE2_ACTOR_UPDATES[n])} |")
+    return out
+
+
+# Section 3.1 on its own Spread (1-D actions on a line): what the page says where a study has not run.
+LINE_DATA = "the line's medium-replay datasets, docs/datasets.md, \"Spread on a line\""
+
+
+def _not_run_yet(study: str) -> list[str]:
+    return [f"Not run yet: `omar reproduce {study}` (it needs {LINE_DATA}).", ""]
+
+
+def _has_run(results: Results, study: str) -> bool:
+    """Whether any cell of ``study`` has a summary."""
+    return any(results.runs(cell.key.rsplit("/seed_", 1)[0]) for cell in STUDIES[study].cells([0]))
+
+
+def _paper_says(quotes: tuple[str, ...], what: str) -> list[str]:
+    """The paper's words on a figure it gives without numbers (``what``: "Figure 1(b) is a plot")."""
+    return [f"Paper ({what} without printed numbers; its text): " + " ".join(f"\"{q}\"" for q in quotes), ""]
+
+
+def _line_curves_section(results: Results) -> list[str]:
+    """Figure 1b on the line: the three methods' final scores (the curves are the figure)."""
+    task = line_spread(2)
+    out = _paper_says(paper.FIGURE1B, "Figure 1(b) is a plot")
+    if not _has_run(results, "line-curves"):
+        return out + _not_run_yet("line-curves")
+    out += ["The score of each run (its last 10 evaluations), mean ± std over seeds; the paper's MA-CQL return on its dataset "
+            "is Table 1's default.", "", "| method | return (ours) | normalized score (ours) | return (paper) |", "|---|---|---|---|"]
+    for a in STUDIES["line-curves"].algorithms:
+        key = group_key(a, task, "medium_replay")
+        ref = fmt(paper.TABLE1_ACTOR_LR[0.01]) + " (Table 1)" if a == "macql" else "–"
+        out.append(f"| {NAMES[a]} | {fmt(results.score(key, 'return'), 2)} | {fmt(results.score(key))} | {ref} |")
+    return out + [""]
+
+
+def _line_landscape_run(results: Results) -> dict[str, Any] | None:
+    """The line's Figure 1d run: of the study's finished seeds, the one whose chosen step has the
+    largest gap between the MA-CQL-updated and the OMAR-updated action (the lowest seed among equal ones)."""
+    runs = results.runs(group_key("macql", line_spread(2), "medium_replay", analysis="landscape_1d"))
+    return max(runs, key=lambda s: s["landscape_1d"]["gap"]) if runs else None  # runs are in seed order; max keeps the first
+
+
+LINE_LANDSCAPE_RULE = (
+    "How the step and the observation are chosen (`omar_lightning/reproduce/landscape.py`, `most_different`): the MA-CQL "
+    "run keeps every periodic checkpoint (every 200 updates). From each, one MA-CQL actor update and one OMAR actor update "
+    "(tau and sampler of OMAR's cell for this dataset; MA-CQL's weights and actor optimizer state; the same refinement draws) "
+    "are made on the minibatch that the run's next update draws there, and both updated actors act on that minibatch's "
+    "observations. The figure shows the checkpoint, agent and minibatch row where the two updated actions lie furthest apart "
+    "(the earliest checkpoint, then the lowest agent and row, among equal ones) and, of the study's seeds, the run whose "
+    "largest gap is largest. Q1 is the checkpoint's critic in evaluation mode, over 201 actions evenly spaced in [-1, 1]."
+)
+
+
+def _line_landscape_section(results: Results) -> list[str]:
+    out = _paper_says(paper.FIGURE1D, "Figure 1(d) is a plot") + [LINE_LANDSCAPE_RULE, ""]
+    run = _line_landscape_run(results)
+    if run is None:
+        return out + _not_run_yet("line-landscape")
+    d = run["landscape_1d"]
+    seeds = [s["cell"]["seed"] for s in results.runs(_group(run))]
+    out += [f"Seed {run['cell']['seed']} (of seeds {', '.join(map(str, seeds))}), checkpoint `{d['checkpoint']}`, agent {d['agent']}, row "
+            f"{d['minibatch_row']} of that update's minibatch (dataset row {d['dataset_row']:,}): pi(o) = {d['before']:.4f} "
+            f"(Q1 {d['q1_before']:.3f}) moves to {d['after_macql']:.4f} (Q1 {d['q1_after_macql']:.3f}) with an MA-CQL actor update "
+            f"and to {d['after_omar']:.4f} (Q1 {d['q1_after_omar']:.3f}) with an OMAR update (tau {d['omar_tau']}); the two lie "
+            f"{d['gap']:.4f} apart. Q1's maximum on the grid is {d['q1_argmax']:.3f} at {d['argmax']:.2f}."
+            + (OLD if update_version(run) != UPDATE_VERSION else ""), "",
+            "Largest and mean distance between the two updated actions over the minibatch, per checkpoint of that run:", "",
+            "| checkpoint (updates) | " + " | ".join(f"{c['updates']:,}" for c in d["search"]) + " |", "|---" * (len(d["search"]) + 1) + "|",
+            "| largest | " + " | ".join(f"{c['largest_gap']:.4f}" for c in d["search"]) + " |",
+            "| mean | " + " | ".join(f"{c['mean_gap']:.4f}" for c in d["search"]) + " |", ""]
+    return out
+
+
+def _line_landscape_figure(run: dict[str, Any], path: Path) -> None:
+    """Q1 over the agent's action at the chosen observation, the three actions on it (the
+    paper's red circle, green triangle and blue square), a zoom around them, and the search."""
+    d = run["landscape_1d"]
+    plt = _pyplot()
+    xs, q = np.array(d["actions"]), np.array(d["q1"])
+    marks = [(d["before"], d["q1_before"], "o", "red", "pi(o) before the update"),
+             (d["after_macql"], d["q1_after_macql"], "^", "green", "after an MA-CQL update"),
+             (d["after_omar"], d["q1_after_omar"], "s", "blue", "after an OMAR update")]
+    fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.4), gridspec_kw={"width_ratios": [3, 2, 2]})
+    ax, zoom, search = axes
+    for panel in (ax, zoom):
+        panel.plot(xs, q, color="black", linewidth=1.0, label="Q1(o, a)")
+        for x, y, style, colour, label in marks:
+            panel.plot(x, y, style, color=colour, markersize=8, label=label, linestyle="none")
+    ax.plot(d["argmax"], d["q1_argmax"], "*", color="gold", markeredgecolor="black", markersize=11, label="argmax of Q1 on the grid", linestyle="none")
+    at = np.array([m[0] for m in marks])
+    half = max(0.01, 1.5 * float(np.abs(at - at[0]).max()))
+    inside = np.abs(xs - at[0]) <= half
+    zoom.set_xlim(at[0] - half, at[0] + half)
+    if inside.any():
+        values = np.concatenate([q[inside], [m[1] for m in marks]])
+        pad = max(1e-3, 0.1 * float(values.max() - values.min()))
+        zoom.set_ylim(values.min() - pad, values.max() + pad)
+    _style_panel(ax, f"Q1 of agent {d['agent']}, update {d['updates']:,} (seed {run['cell']['seed']})", "action", "Q1")
+    _style_panel(zoom, "around pi(o)", "action", "Q1")
+    updates = [c["updates"] for c in d["search"]]
+    search.bar(range(len(updates)), [c["largest_gap"] for c in d["search"]], color=["tab:orange" if u == d["updates"] else "tab:gray" for u in updates],
+               label="largest over the minibatch")
+    search.plot(range(len(updates)), [c["mean_gap"] for c in d["search"]], "k.", label="mean over the minibatch")
+    search.set_xticks(range(len(updates)), [f"{u:,}" for u in updates], rotation=60)
+    _style_panel(search, "|MA-CQL-updated - OMAR-updated action|", "checkpoint (updates)", "distance")
+    _finish(fig, "Figure 1d on the line: 2-agent Spread with 1-D actions, medium-replay", path)
 
 def _costs(results: Results) -> list[str]:
     rows = defaultdict(list)
@@ -546,19 +687,42 @@ def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
     out += _table_rows(results, [("halfcheetah_2x3", t) for t in TIERS], paper.TABLE6) + [""]
     aggregates("table6", STUDIES["table6"].tasks, centralized=False)
 
+    # Section 3.1 on its own Spread (1-D actions on a line), then the same studies on mpe2's 2-D spread.
+    section("line-curves")
+    out += _line_curves_section(results)
+    if figures:
+        figure(_curves_figure(results, figures / "line_curves.png", [(line_spread(2), "medium_replay")],
+                              [(NAMES[a], group_key(a, "{task}", "{tier}")) for a in STUDIES["line-curves"].algorithms],
+                              "Figure 1b on the line: returns (mean over seeds, min..max shaded)", field="return"),
+               figures / "line_curves.png", "Figure 1b on the line")
+
+    section("line-agents")
+    out += _paper_says(paper.FIGURE1C + paper.FIGURE2, "Figures 1(c) and 2 are plots")
+    if not _has_run(results, "line-agents"):
+        out += _not_run_yet("line-agents")
+    else:
+        out += _agents_table(results, line_spread, "the line's") + [
+            "", f"The paper's MA-CQL return with 2 agents is {fmt(paper.TABLE1_ACTOR_LR[0.01])} (Table 1). The same study on "
+            "mpe2's 2-D spread: `omar reproduce agents`, below.", ""]
+        if figures:
+            figure(_agents_figure(results, figures / "line_agents.png", line_spread, "Figures 1c and 2 on the line"), figures / "line_agents.png",
+                   "Figures 1c and 2 on the line")
+
+    section("line-landscape")
+    out += _line_landscape_section(results)
+    if figures and _line_landscape_run(results) is not None:
+        _line_landscape_figure(_line_landscape_run(results), figures / "line_landscape.png")
+        figure(True, figures / "line_landscape.png", "Figure 1d on the line")
+
+    section("line-actor-lr-updates")
+    if not _has_run(results, "line-actor-lr-updates"):
+        out += _not_run_yet("line-actor-lr-updates")
+    else:
+        out += ["Returns (not normalized), MA-CQL on the 2-agent line medium-replay. The same on mpe2's 2-D spread: "
+                "`omar reproduce actor-lr-updates`, below.", ""] + _actor_lr_tables(results, line_spread(2)) + [""]
+
     section("agents")
-    out += ["Returns (not normalized) on spread medium-replay; improvement = 100 * (ours - reference) / |reference|, "
-            "+- its spread over seeds to first order (the behaviour return is the dataset's mean; OMAR over MA-CQL "
-            "carries the relative std of both methods).", "",
-            "| agents | behaviour (dataset mean) | MA-CQL return | OMAR return | MA-CQL over behaviour (Fig. 1c) | OMAR over MA-CQL (Fig. 2) |", "|---|---|---|---|---|---|"]
-    for r in _agents_rows(results):
-        pct = lambda v, sd: "–" if v is None else f"{v:+.1f} ± {sd:.1f}%"  # noqa: E731
-        behaviour = "–" if r["behaviour"] is None else f"{r['behaviour']:.2f}"
-        old = OLD if r["stale"] else ""
-        out.append(f"| {r['n']} | {behaviour} | {fmt(r['macql'], 2)} | {fmt(r['omar'], 2)} | "
-                   f"{pct(r['macql_vs_behaviour'], r['macql_vs_behaviour_std'])}{old if r['macql_vs_behaviour'] is not None else ''} | "
-                   f"{pct(r['omar_vs_macql'], r['omar_vs_macql_std'])}{old if r['omar_vs_macql'] is not None else ''} |")
-    out.append("")
+    out += _agents_table(results, spread, "spread") + [""]
     if figures:
         figure(_agents_figure(results, figures / "agents.png"), figures / "agents.png", "Figures 1c and 2")
 
@@ -588,14 +752,7 @@ def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
             figure(True, figures / "landscape.png", "Figure 1d")
 
     section("actor-lr-updates")
-    task2 = spread(2)
-    out += ["Returns (not normalized), MA-CQL on 2-agent spread medium-replay.", "", "| actor learning rate | ours | paper |", "|---|---|---|"]
-    for lr in ACTOR_LRS:
-        out.append(f"| {lr} | {fmt(results.score(group_key('macql', task2, 'medium_replay', 'default' if lr == 0.01 else f'actor_lr={lr}'), 'return'), 2)} | {fmt(paper.TABLE1_ACTOR_LR[lr])} |")
-    out += ["", "| actor updates per update | ours | paper |", "|---|---|---|"]
-    for n in ACTOR_UPDATES:
-        out.append(f"| {n} | {fmt(results.score(group_key('macql', task2, 'medium_replay', 'default' if n == 1 else f'actor_updates={n}'), 'return'), 2)} | {fmt(paper.TABLE2_ACTOR_UPDATES[n])} |")
-    out.append("")
+    out += ["Returns (not normalized), MA-CQL on 2-agent spread medium-replay.", ""] + _actor_lr_tables(results, spread(2)) + [""]
 
     section("official-reuse")
     out += _official_reuse_section(results)

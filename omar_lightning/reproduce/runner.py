@@ -228,16 +228,16 @@ def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int
         "threads": threads,
         "versions": versions(),
     }
-    if cell.analysis == "landscape":
+    if cell.analysis:
         from dataclasses import replace
 
-        from omar_lightning.reproduce.landscape import landscape_of_run
+        from omar_lightning.reproduce.landscape import ANALYSES
 
         try:
             omar_config = Path(replace(cell, algorithm="omar", variant=(), analysis=None).config)
-            summary["landscape"] = landscape_of_run(run_dir, config, root, omar_config, dataset=root / config_dataset(config))
+            summary[cell.analysis] = ANALYSES[cell.analysis](run_dir, config, root, omar_config, dataset=root / config_dataset(config))
         except (OSError, ValueError, KeyError, RuntimeError) as e:
-            log(f"[fail] {cell.describe()}: landscape: {type(e).__name__}: {e}")
+            log(f"[fail] {cell.describe()}: {cell.analysis}: {type(e).__name__}: {e}")
             return False
     write_summary(results / f"{cell.key}.json", summary)
     log(f"[done] {cell.describe()}: normalized score {summary['score']['normalized_score']:.1f} ({spent:.0f} s)")

@@ -32,15 +32,23 @@ def spread(n: int) -> str:
     return "cooperative_navigation" if n == 3 else f"cooperative_navigation_n{n}"
 
 
+def line_spread(n: int) -> str:
+    """The paper's Section 3.1 Spread: ``n`` agents and ``n`` landmarks on a line, 1-D actions
+    (``env_kwargs: {num_agents: n, layout: line, variant: official}``, its base's)."""
+    return f"cooperative_navigation_line_n{n}"
+
+
+LINE_TASKS = tuple(line_spread(n) for n in AGENT_COUNTS)
+
 # Task families: the tasks whose cells share a base (``<root>/base/<family>.yaml``: trainer,
 # callbacks, data settings) and each algorithm's settings (``<root>/<algorithm>/<family>.yaml``).
 FAMILIES = {
-    "mpe": MPE_TASKS + tuple(spread(n) for n in AGENT_COUNTS if n != 3),
+    "mpe": MPE_TASKS + tuple(spread(n) for n in AGENT_COUNTS if n != 3) + LINE_TASKS,
     "halfcheetah": ("halfcheetah_2x3",),
 }
 # Tasks with a base of their own (``<root>/base/<task>.yaml``, after the family's): the N-agent
-# spreads, whose environment takes ``num_agents``.
-OWN_BASES = tuple(spread(n) for n in AGENT_COUNTS if n != 3)
+# spreads, whose environment takes ``num_agents``, and the spreads on a line.
+OWN_BASES = tuple(spread(n) for n in AGENT_COUNTS if n != 3) + LINE_TASKS
 
 
 def family(task: str) -> str:
@@ -119,6 +127,13 @@ def variant_name(variant: Iterable[tuple[str, Any]]) -> str:
     return "-".join(f"{name}={value}" for name, value in variant) or "default"
 
 
+# Analyses run on a finished cell's checkpoints (``Cell.analysis``, ``landscape.ANALYSES``):
+# "landscape", Q1 over one agent's 2-D action box at the run's last checkpoint; "landscape_1d", Q1
+# over one agent's 1-D action, searched over every periodic checkpoint of the run. Those named
+# here make their run keep all its periodic checkpoints (``configs.resolved``).
+EVERY_CHECKPOINT = ("landscape_1d",)
+
+
 @dataclass(frozen=True)
 class Cell:
     """One run: ``config`` (relative to the repository root) with ``overrides`` and ``seed``."""
@@ -129,7 +144,7 @@ class Cell:
     seed: int
     centralized: bool = False
     variant: tuple[tuple[str, Any], ...] = ()  # (name, value) pairs from _KEYS
-    analysis: str | None = None  # run after training: "landscape" (the loss-landscape figure); "post" in summaries
+    analysis: str | None = None  # run after training, a key of landscape.ANALYSES; "post" in summaries
     config_root: str = field(default="configs", compare=False)
 
     @property
@@ -193,6 +208,10 @@ def _landscape(seeds, tasks, tiers, algorithms):
     return [Cell("macql", g["task"], g["tier"], g["seed"], analysis="landscape") for g in _grid(seeds, task=tasks, tier=tiers)]
 
 
+def _landscape_1d(seeds, tasks, tiers, algorithms):
+    return [Cell("macql", g["task"], g["tier"], g["seed"], analysis="landscape_1d") for g in _grid(seeds, task=tasks, tier=tiers)]
+
+
 def _actor_lr_updates(seeds, tasks, tiers, algorithms):
     lrs = [Cell("macql", g["task"], g["tier"], g["seed"], variant=() if g["lr"] == 0.01 else (("actor_lr", g["lr"]),)) for g in _grid(seeds, task=tasks, tier=tiers, lr=ACTOR_LRS)]
     ups = [Cell("macql", g["task"], g["tier"], g["seed"], variant=(("actor_updates", g["n"]),)) for g in _grid(seeds, task=tasks, tier=tiers, n=ACTOR_UPDATES) if g["n"] != 1]
@@ -243,6 +262,12 @@ STUDIES: dict[str, Study] = {
         Study("landscape", "Figure 1d: Q-landscape of MA-CQL, 2-agent spread", _landscape, (spread(2),), ("medium_replay",), ("macql",)),
         Study("actor-lr-updates", "Tables 1 and 2: MA-CQL with a larger actor learning rate or more actor updates", _actor_lr_updates, (spread(2),), ("medium_replay",), ("macql",)),
         Study("official-reuse", "Fresh minibatches against the official loop's reuse, cooperative navigation", _official_reuse, ("cooperative_navigation",), algorithms=("macql", "omar")),
+        # Section 3.1 on its own Spread: 1-D actions, agents and landmarks on a line (LINE_TASKS).
+        Study("line-curves", "Figure 1b on the line: MA-TD3+BC, MA-CQL and OMAR, 2-agent Spread with 1-D actions", _table3, (line_spread(2),), ("medium_replay",), ("matd3bc", "macql", "omar")),
+        Study("line-agents", "Figures 1c and 2 on the line: Spread with 1-D actions, N = 1..5 agents", _table3, LINE_TASKS, ("medium_replay",), ("macql", "omar")),
+        Study("line-landscape", "Figure 1d on the line: Q1 over one agent's 1-D action, 2-agent Spread", _landscape_1d, (line_spread(2),), ("medium_replay",), ("macql",)),
+        Study("line-actor-lr-updates", "Tables 1 and 2 on the line: MA-CQL with a larger actor learning rate or more actor updates, 2-agent Spread with 1-D actions",
+              _actor_lr_updates, (line_spread(2),), ("medium_replay",), ("macql",)),
     )
 }
 
