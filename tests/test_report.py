@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omar_lightning.reproduce.report import Results, _agents_rows
+from omar_lightning.reproduce.report import Results, _agents_rows, _datasets
 from omar_lightning.reproduce.studies import MPE_TASKS
 
 DATA = Path(__file__).resolve().parent / "data" / "report"
@@ -82,6 +82,23 @@ def test_report_never_averages_update_versions_and_marks_old_ones():
     results = Results([json.loads(p.read_text()) for p in sorted((DATA / "results").rglob("seed_*.json"))])
     assert [s["cell"]["seed"] for s in results.runs("omar/cooperative_navigation/medium/default")] == [0, 1]
     assert results.stale("omar/world/expert/tau=0.5") and not results.stale("omar/cooperative_navigation/medium/default")
+
+
+def test_dataset_table_has_a_row_per_file_runs_trained_on():
+    """Runs of one path on two regenerations of it: two rows with their counts and the rule; one
+    file per path: one row each and no note."""
+    summaries = [json.loads(p.read_text()) for p in sorted((DATA / "results").rglob("seed_*.json"))]
+    assert not any(line.startswith("A path with more than one row") for line in _datasets(Results(summaries)))
+    medium = [s for s in summaries if s["dataset"]["path"] == "data/cooperative_navigation/medium.npz"]
+    regenerated = copy.deepcopy(medium[0])
+    regenerated["cell"]["seed"] = 7
+    regenerated["key"] = regenerated["key"].replace("seed_0", "seed_7")
+    regenerated["dataset"].update(checksum="fedcba987654" + "0" * 52, behaviour_return=200.00321)
+    lines = _datasets(Results(summaries + [regenerated]))
+    rows = [line for line in lines if line.startswith("| `data/cooperative_navigation/medium.npz`")]
+    assert rows == ["| `data/cooperative_navigation/medium.npz` | 1,000 | 200.00000 | 100.00000 | 300.00000 | `0123456789ab` | 6 |",
+                    "| `data/cooperative_navigation/medium.npz` | 1,000 | 200.00321 | 100.00000 | 300.00000 | `fedcba987654` | 1 |"]
+    assert lines[-1].startswith("A path with more than one row: its runs trained on regenerations of one recipe") and "0.0001 relative" in lines[-1]
 
 
 def test_official_reuse_section_compares_fresh_and_reused_minibatches():

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from omar_lightning.data import save_dataset
+from omar_lightning.data import REGENERATION_TOLERANCE, load_dataset, read_metadata, same_dataset, save_dataset
 from omar_lightning.reproduce.studies import STUDIES, Cell, study
 from omar_lightning.reproduce.summary import aggregate, curve_score, read_curve, run_score
 from omar_lightning.update_version import UPDATE_VERSION
@@ -169,6 +169,60 @@ def test_a_regenerated_dataset_makes_finished_and_unfinished_cells_stale(tmp_pat
     assert "the dataset changed since" in out.stdout and "(resuming)" not in out.stdout
     new = json.loads(macql.read_text())["dataset"]["checksum"]
     assert new != old and json.loads((results / "omar" / "cooperative_navigation" / "medium" / "default" / "seed_0.json").read_text())["dataset"]["checksum"] == new
+
+
+def test_same_dataset_tells_identical_regenerated_and_other_files_apart():
+    ran = {"checksum": "a" * 64, "num_transitions": 1000, "behaviour_return": 274.8315277, "s_random": 159.0342, "s_expert": 532.3298179}
+    assert same_dataset(ran, dict(ran)) == "identical"
+    # the official medium tier written on two CPUs: 1.6e-6 and 4e-8 relative apart
+    regen = {**ran, "checksum": "b" * 64, "behaviour_return": 274.8310833, "s_expert": 532.3297965}
+    assert same_dataset(ran, regen) == "regenerated"
+    at = 274.8315277 * (1 + 0.9 * REGENERATION_TOLERANCE)
+    assert same_dataset(ran, {**regen, "behaviour_return": at}) == "regenerated"
+    assert same_dataset(ran, {**regen, "behaviour_return": 274.8315277 * (1 + 1.1 * REGENERATION_TOLERANCE)}) is None
+    assert same_dataset(ran, {**regen, "behaviour_return": 268.86}) is None  # a medium-replay tier of a retrained run: 2.2% apart
+    assert same_dataset(ran, {**regen, "num_transitions": 999}) is None
+    assert same_dataset(ran, {**regen, "s_random": 159.1}) is None
+    assert same_dataset(ran, {**regen, "behaviour_return": None}) is None  # nothing to compare: another dataset
+    # near zero the tolerance is absolute (1e-4): a random predator-prey tier at -4.13
+    small = {**ran, "behaviour_return": -0.00002}
+    assert same_dataset(small, {**small, "checksum": "c" * 64, "behaviour_return": 0.00007}) == "regenerated"
+    assert same_dataset(small, {**small, "checksum": "c" * 64, "behaviour_return": 0.0002}) is None
+
+
+def test_a_dataset_regenerated_from_the_same_recipe_keeps_its_cells_finished(tmp_path):
+    """A file written again from the same snapshots and seeds on another machine differs in float
+    bits only: its finished cells stay finished (the listing says which file they ran on), while
+    a file whose behaviour return moved beyond the tolerance makes them stale."""
+    _tree(tmp_path)
+    data = tmp_path / "data" / "cooperative_navigation" / "medium.npz"
+    ds = load_dataset(data)
+    ds.meta["episode_returns"] = {"mean": 100.0, "std": 5.0, "min": 90.0, "max": 110.0, "count": 12}
+    save_dataset(data, ds)
+    select = ["table3", "--tasks", "cooperative_navigation", "--tiers", "medium", "--algorithms", "omar", "--seeds", "0"]
+    assert _reproduce(tmp_path, *select).returncode == 0
+    summary = tmp_path / "results" / "omar" / "cooperative_navigation" / "medium" / "default" / "seed_0.json"
+    ran_on = json.loads(summary.read_text())["dataset"]
+    assert ran_on["behaviour_return"] == 100.0 and ran_on["num_transitions"] == 300
+
+    def regenerate(mean):
+        again = load_dataset(data)
+        again.obs[0][0, 0] = np.nextafter(again.obs[0][0, 0], np.float32(np.inf))  # one bit of one observation
+        again.meta["episode_returns"] = {**again.meta["episode_returns"], "mean": mean}
+        save_dataset(data, again)
+        return read_metadata(data)["checksum"]
+
+    new = regenerate(100.0 * (1 + 0.5 * REGENERATION_TOLERANCE))
+    assert new != ran_on["checksum"]
+    listing = _reproduce(tmp_path, *select, "--list").stdout
+    assert "finished" in listing and f"ran on a regeneration of the file now there: behaviour return 100.00000 (checksum {ran_on['checksum'][:12]}), now 100.00500 ({new[:12]})" in listing
+    out = _reproduce(tmp_path, *select)
+    assert out.returncode == 0 and "1 already finished, 0 ran" in out.stdout, out.stdout
+    assert json.loads(summary.read_text())["dataset"] == ran_on  # the summary still names the file it ran on
+
+    regenerate(100.0 * (1 + 2 * REGENERATION_TOLERANCE))
+    listing = _reproduce(tmp_path, *select, "--list").stdout
+    assert "stale" in listing and "regeneration" not in listing
 
 
 def test_missing_dataset_is_skipped_with_its_name_and_bad_options_fail(tmp_path):

@@ -106,6 +106,41 @@ def default_path(task: str, tier: str, env_kwargs: dict[str, Any] | None = None)
     return Path("data") / (f"{task}_{variant}" if variant else task) / f"{tier}.npz"
 
 
+REGENERATION_TOLERANCE = 1e-4
+"""Largest relative difference (of the larger magnitude, at least 1) of the behaviour return,
+``S_random`` and ``S_expert`` between a dataset a run recorded and the file now at its path for
+the two to count as one dataset regenerated (:func:`same_dataset`). Rolling out the same
+snapshots with the same seeds on another CPU changes float bits in the policy's forward pass:
+measured on the official cooperative-navigation medium tier, the behaviour return moved from
+274.83153 to 274.83108 (1.6e-6) and S_expert from 532.329818 to 532.329797 (4e-8), while a
+medium-replay tier cut from a behaviour run retrained on another CPU moved by 2.2%."""
+
+
+def dataset_identity(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a run records of the dataset it trained on, from the file's metadata: ``checksum``,
+    ``s_random``, ``s_expert``, ``num_transitions`` and ``behaviour_return`` (the mean episode
+    return of the behaviour, None when the file has none)."""
+    return {"checksum": meta["checksum"], "s_random": meta["s_random"], "s_expert": meta["s_expert"],
+            "num_transitions": meta.get("num_transitions"), "behaviour_return": (meta.get("episode_returns") or {}).get("mean")}
+
+
+def same_dataset(recorded: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """How the dataset a run recorded relates to the file now at the same path (both as
+    :func:`dataset_identity`): ``"identical"`` (the same checksum), ``"regenerated"`` (another
+    checksum, the same number of transitions, and behaviour return, ``S_random`` and ``S_expert``
+    each within :data:`REGENERATION_TOLERANCE`: the same recipe written again on another machine)
+    or None (another dataset: its runs are stale)."""
+    if recorded.get("checksum") == current.get("checksum"):
+        return "identical"
+    if recorded.get("num_transitions") is None or recorded.get("num_transitions") != current.get("num_transitions"):
+        return None
+    for key in ("behaviour_return", "s_random", "s_expert"):
+        a, b = recorded.get(key), current.get(key)
+        if a is None or b is None or abs(a - b) > REGENERATION_TOLERANCE * max(abs(a), abs(b), 1.0):
+            return None
+    return "regenerated"
+
+
 def checksum(arrays: dict[str, np.ndarray]) -> str:
     h = hashlib.sha256()
     for key in sorted(arrays):

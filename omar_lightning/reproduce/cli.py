@@ -77,12 +77,14 @@ def reproduce_main(argv: list[str]) -> None:
 
 
 def _list_or_run(args: argparse.Namespace, cells: list, argv: list[str]) -> None:
-    from omar_lightning.reproduce.runner import run_cells, status
+    from omar_lightning.reproduce.runner import dataset_note, run_cells, status
 
     root = Path.cwd()
     if args.list:
         for i, cell in enumerate(cells):
-            print(f"{i:4d}  {status(cell, args.results, root):10s}  {cell.describe()}  ({cell.config})")
+            state = status(cell, args.results, root)
+            note = dataset_note(cell, args.results, root) if state == "finished" else ""
+            print(f"{i:4d}  {state:10s}  {cell.describe()}  ({cell.config}){'  ' + note if note else ''}")
         return
     if args.slurm:
         args.slurm.write_text(_slurm_script(args, len(cells), argv))

@@ -28,7 +28,7 @@ from omar_lightning.plots import pyplot as _pyplot
 from omar_lightning.plots import save_figure as _save
 from omar_lightning.reproduce import aggregate as agg
 from omar_lightning.reproduce import paper
-from omar_lightning.data.format import TIERS
+from omar_lightning.data.format import REGENERATION_TOLERANCE, TIERS
 from omar_lightning.reproduce.studies import ACTOR_LRS, ACTOR_UPDATES, AGENT_COUNTS, MPE_TASKS, STUDIES, TAUS, line_spread, spread, variant_name
 from omar_lightning.reproduce.summary import LAST_EVALUATIONS, aggregate, is_current, load_summaries, update_version
 from omar_lightning.update_version import UPDATE_VERSION
@@ -433,14 +433,23 @@ def _costs(results: Results) -> list[str]:
 
 
 def _datasets(results: Results) -> list[str]:
-    seen: dict[str, dict[str, Any]] = {}
+    """One row per dataset file the runs trained on (path and checksum), with how many runs did."""
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    count: dict[tuple[str, str], int] = defaultdict(int)
     for runs in results.groups.values():
         for s in runs:
-            seen.setdefault(s["dataset"]["path"], s["dataset"])
-    lines = ["| dataset | transitions | behaviour return | S_random | S_expert | checksum (first 12) |", "|---|---|---|---|---|---|"]
-    for path, d in sorted(seen.items()):
+            key = (s["dataset"]["path"], s["dataset"]["checksum"])
+            seen.setdefault(key, s["dataset"])
+            count[key] += 1
+    lines = ["| dataset | transitions | behaviour return | S_random | S_expert | checksum (first 12) | runs |", "|---|---|---|---|---|---|---|"]
+    for (path, _), d in sorted(seen.items()):
         b = d.get("behaviour_return")
-        lines.append(f"| `{path}` | {d['num_transitions']:,} | {'–' if b is None else f'{b:.2f}'} | {d['s_random']:.2f} | {d['s_expert']:.2f} | `{d['checksum'][:12]}` |")
+        lines.append(f"| `{path}` | {d['num_transitions']:,} | {'–' if b is None else f'{b:.5f}'} | {d['s_random']:.5f} | {d['s_expert']:.5f} | "
+                     f"`{d['checksum'][:12]}` | {count[(path, d['checksum'])]} |")
+    if len({path for path, _ in seen}) < len(seen):
+        lines += ["", "A path with more than one row: its runs trained on regenerations of one recipe on different machines (float rounding "
+                  f"in the behaviour policy's forward pass changes bits; the same size and behaviour return, S_random and S_expert within "
+                  f"{REGENERATION_TOLERANCE:g} relative, `omar_lightning/data/format.py`, `same_dataset`); a file that differs by more makes its runs stale."]
     return lines
 
 

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import yaml
 
-from omar_lightning.data import DatasetError, dataset_path, read_metadata
+from omar_lightning.data import DatasetError, dataset_identity, dataset_path, read_metadata, same_dataset
 from omar_lightning.reproduce.configs import digest, resolved
 from omar_lightning.reproduce.studies import Cell, missing_config
 from omar_lightning.reproduce.summary import LAST_EVALUATIONS, SCHEMA, curve_score, is_current, read_curve, read_summary, write_summary
@@ -75,10 +75,11 @@ def versions() -> dict[str, str]:
     return out
 
 
-def dataset_checksum(path: Path) -> str | None:
-    """The checksum recorded in a dataset file's metadata; None when it is absent or unreadable."""
+def dataset_now(path: Path) -> dict[str, Any] | None:
+    """:func:`~omar_lightning.data.format.dataset_identity` of the dataset file at ``path``; None
+    when it is absent or unreadable."""
     try:
-        return read_metadata(path)["checksum"]
+        return dataset_identity(read_metadata(path))
     except DatasetError:
         return None
 
@@ -87,7 +88,9 @@ def status(cell: Cell, results: Path, root: Path) -> str:
     """``finished``, ``pending``, ``stale`` (finished from another resolved configuration, by
     another version of the training update, or from another dataset than the file now at the
     config's path), ``no-config`` or ``no-dataset``. Without the dataset file a finished cell
-    stays finished: its summary records the checksum it ran on."""
+    stays finished: its summary records the dataset it ran on. A file regenerated from the same
+    recipe on another machine (:func:`~omar_lightning.data.format.same_dataset`) keeps it
+    finished too; :func:`dataset_note` says so."""
     if missing_config(cell, root):
         return "no-config"
     path = root / config_dataset(resolved(cell, root))  # an absolute path stays itself
@@ -95,9 +98,24 @@ def status(cell: Cell, results: Path, root: Path) -> str:
     if summary is not None:
         if summary.get("digest") != digest(cell, root) or not is_current(summary):
             return "stale"
-        current = dataset_checksum(path)  # None without a readable file
-        return "stale" if current is not None and current != (summary.get("dataset") or {}).get("checksum") else "finished"
+        current = dataset_now(path)  # None without a readable file
+        return "stale" if current is not None and not same_dataset(summary.get("dataset") or {}, current) else "finished"
     return "pending" if path.is_file() else "no-dataset"
+
+
+def dataset_note(cell: Cell, results: Path, root: Path) -> str:
+    """For a finished cell whose dataset file was regenerated since it ran (another checksum, the
+    same recipe within :data:`~omar_lightning.data.format.REGENERATION_TOLERANCE`): the two
+    behaviour returns and checksums; otherwise ``""``."""
+    summary = read_summary(results / f"{cell.key}.json")
+    if summary is None or missing_config(cell, root):
+        return ""
+    current = dataset_now(root / config_dataset(resolved(cell, root)))
+    ran_on = summary.get("dataset") or {}
+    if current is None or same_dataset(ran_on, current) != "regenerated":
+        return ""
+    return (f"ran on a regeneration of the file now there: behaviour return {ran_on['behaviour_return']:.5f} "
+            f"(checksum {ran_on['checksum'][:12]}), now {current['behaviour_return']:.5f} ({current['checksum'][:12]})")
 
 
 def command(cell: Cell) -> str:
@@ -219,7 +237,7 @@ def _run_cell(cell: Cell, run_dir: Path, results: Path, root: Path, threads: int
         "overrides": cell.overrides,
         "digest": digest(cell, root),
         "command": command(cell),
-        "dataset": {"path": str(data_file), "checksum": meta["checksum"], "s_random": meta["s_random"], "s_expert": meta["s_expert"], "num_transitions": meta["num_transitions"], "behaviour_return": (meta.get("episode_returns") or {}).get("mean")},
+        "dataset": {"path": str(data_file), **dataset_identity(meta)},
         "curve": curve,
         "score": {"normalized_score": curve_score(curve), "return": curve_score(curve, "return"), "last_evaluations": LAST_EVALUATIONS},
         "update_version": UPDATE_VERSION,
