@@ -394,3 +394,51 @@ def test_collect_cli_writes_an_official_tier_and_refuses_a_snapshot_of_another_v
     assert e.value.code == 2 and len(err.splitlines()) == 1
     assert err.endswith("expert.pt: snapshot is for task 'predator_prey' {}, not 'predator_prey' {'variant': 'official'}")
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_a_random_walk_of_any_force_is_named_random_walk_colon_force():
+    from omar_lightning.envs.mpe_competitive import fixed_policy
+
+    envs = [make_env("predator_prey", variant="official", prey_policy=p) for p in ("random_walk", "random_walk:0.1", "random_walk:0.25", "uniform_random")]
+    for env in envs:
+        env.reset(seed=3)
+    obs = np.zeros((1, 14), np.float32)
+    draws = [np.concatenate([env._fixed_policy(obs, env) for _ in range(20)]) for env in envs]
+    np.testing.assert_array_equal(draws[0], draws[1])  # random_walk is random_walk:0.1
+    np.testing.assert_allclose(draws[2], 0.25 * draws[3], rtol=1e-6)
+    assert envs[2].fixed_policy_name == "random_walk:0.25" and task_spec("predator_prey", variant="official", prey_policy="random_walk:0.25").obs_dims == [16, 16, 16]
+    for bad in ("random_walk:0", "random_walk:1.5", "random_walk:fast", "random_walk:", "walk"):
+        with pytest.raises(ValueError, match=rf"^prey_policy must be one of .* or random_walk:F with 0 < F <= 1, got '{bad}'$"):
+            make_env("predator_prey", variant="official", prey_policy=bad)
+    with pytest.raises(ValueError, match="^good_policy must be one of"):
+        make_env("world", variant="official", good_policy="random_walk:-1")
+    assert fixed_policy("random_walk:1")(obs, envs[3]).shape == (1, 2)
+
+
+def test_a_snapshot_trained_against_another_fixed_policy_writes_rollout_tiers_but_no_replay_tier(tmp_path, capsys):
+    """Predators trained against a faster prey play the task's own prey: rollout tiers say so in
+    their behaviour line; a medium-replay tier, the run's own transitions, is refused."""
+    from omar_lightning.cli import main
+    from omar_lightning.data import load_dataset
+    from omar_lightning.data.collect.snapshots import matching_snapshot, trained_apart
+
+    run = tmp_path / "run"
+    main(["collect", "train", "--task", "predator_prey", "--env-kwarg", "variant=official", "--env-kwarg", "prey_policy=random_walk:0.25",
+          "--steps", "250", "--out", str(run), "--eval-every", "250", "--no-progress"])
+    snap = matching_snapshot(run / "expert.pt", "predator_prey", {"variant": "official"})
+    assert trained_apart(snap, {"variant": "official"}) == {"prey_policy": "random_walk:0.25"}
+    assert trained_apart(snap, {"variant": "official", "prey_policy": "random_walk:0.25"}) == {}
+    with pytest.raises(ValueError, match=r"snapshot is for task 'predator_prey' .*, not 'predator_prey' \{'variant': 'mpe2'\}"):
+        matching_snapshot(run / "expert.pt", "predator_prey", {"variant": "mpe2"})
+    out = tmp_path / "medium.npz"
+    main(["collect", "dataset", "--task", "predator_prey", "--tier", "medium", "--env-kwarg", "variant=official", "--policy", str(run / "expert.pt"),
+          "--size", "100", "--reference-episodes", "2", "--out", str(out), "--no-progress"])
+    meta = load_dataset(out).meta
+    assert meta["env_kwargs"] == {"variant": "official"} and meta["behaviour"].endswith("with Gaussian noise 0.1 (trained with prey_policy=random_walk:0.25)")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["collect", "dataset", "--task", "predator_prey", "--tier", "medium_replay", "--env-kwarg", "variant=official",
+              "--policy", str(run / "expert.pt"), "--out", str(tmp_path / "mr.npz"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "a medium_replay tier needs a run in the tier's own environment" in err
+    assert not (tmp_path / "mr.npz").exists()

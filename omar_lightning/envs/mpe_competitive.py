@@ -47,6 +47,8 @@ shapes them too; mpe2's are left as they are).
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -63,6 +65,7 @@ from omar_lightning.envs.official_physics import use_official_physics, uses_offi
 __all__ = [
     "CHASE_SHAPING",
     "FIXED_POLICIES",
+    "FIXED_POLICY_SETTINGS",
     "FixedPolicy",
     "OfficialTagScenario",
     "OfficialWorldScenario",
@@ -78,6 +81,8 @@ __all__ = [
     "register_fixed_policy",
     "stand_still_policy",
     "random_walk_policy",
+    "fixed_policy",
+    "scaled_random_walk",
     "uniform_random_fixed_policy",
 ]
 
@@ -163,6 +168,12 @@ def random_walk_policy(obs: np.ndarray, env: "MPECompetitive") -> np.ndarray:
     (``uniform_random``) that neither the scripted chasers nor trained MATD3 predators reach the
     official expert tiers' level against it."""
     return RANDOM_WALK_FORCE * uniform_random_fixed_policy(obs, env)
+
+
+def scaled_random_walk(force: float, obs: np.ndarray, env: "MPECompetitive") -> np.ndarray:
+    """:func:`uniform_random_fixed_policy` scaled by ``force``: the fixed policy
+    ``random_walk:<force>`` (:func:`fixed_policy`)."""
+    return force * uniform_random_fixed_policy(obs, env)
 
 
 def flee_policy(obs: np.ndarray, env: "MPECompetitive") -> np.ndarray:
@@ -294,6 +305,28 @@ FIXED_POLICIES: dict[str, FixedPolicy] = {
 }
 
 
+#: Environment settings that name a fixed policy. They shape what the learners meet, not what
+#: they see or do: a behaviour snapshot trained with one of them plays an environment that differs
+#: from its own only in these (``omar_lightning.data.collect.snapshots.matching_snapshot``).
+FIXED_POLICY_SETTINGS = ("prey_policy", "good_policy")
+
+
+def fixed_policy(name: str, setting: str = "fixed policy") -> FixedPolicy:
+    """The fixed policy called ``name``: a key of :data:`FIXED_POLICIES`, or ``random_walk:F`` for
+    a random walk of largest force ``F`` in ``(0, 1]`` (:func:`scaled_random_walk`;
+    ``random_walk`` is ``random_walk:0.1``). ValueError naming ``setting`` otherwise."""
+    if isinstance(name, str) and name in FIXED_POLICIES:
+        return FIXED_POLICIES[name]
+    if isinstance(name, str) and name.startswith("random_walk:"):
+        try:
+            force = float(name.split(":", 1)[1])
+        except ValueError:
+            force = math.nan
+        if 0.0 < force <= 1.0:
+            return functools.partial(scaled_random_walk, force)
+    raise ValueError(f"{setting} must be one of {sorted(FIXED_POLICIES)} or random_walk:F with 0 < F <= 1, got {name!r}")
+
+
 def register_fixed_policy(name: str, policy: FixedPolicy) -> None:
     """Make ``policy`` usable as ``prey_policy`` / ``good_policy`` under ``name``."""
     if not isinstance(name, str) or not name:
@@ -394,10 +427,8 @@ class MPECompetitive(MPETaskEnv):
     variant: str
 
     def __init__(self, mpe_env: Any, fixed_policy: str, max_cycles: int, render_mode: str | None, setting: str) -> None:
-        if fixed_policy not in FIXED_POLICIES:
-            raise ValueError(f"{setting} must be one of {sorted(FIXED_POLICIES)}, got {fixed_policy!r}")
+        self._fixed_policy = globals()["fixed_policy"](fixed_policy, setting)  # the module's function; the argument is its name
         self.fixed_policy_name = fixed_policy
-        self._fixed_policy = FIXED_POLICIES[fixed_policy]
         self.mpe_env = mpe_env
         self.max_cycles = int(max_cycles)
         self.render_mode = render_mode

@@ -29,7 +29,7 @@ from omar_lightning.data.collect.matd3 import MATD3Trainer, load_torch_file
 from omar_lightning.nets import Actor
 
 __all__ = [
-    "POLICIES", "SNAPSHOT_KIND", "SnapshotIndex", "load_snapshot", "matching_snapshot", "save_snapshot", "shipped_snapshots",
+    "POLICIES", "SNAPSHOT_KIND", "SnapshotIndex", "load_snapshot", "matching_snapshot", "save_snapshot", "shipped_snapshots", "trained_apart",
     "snapshot_policy", "snapshot_policy_from_file", "write_json",
 ]
 
@@ -68,11 +68,28 @@ def load_snapshot(path: str | os.PathLike) -> dict[str, Any]:
 
 def matching_snapshot(path: Path, task: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
     """The snapshot at ``path``; ValueError naming it when it was trained on another task or
-    environment (``env_kwargs``, e.g. another ``variant``)."""
+    environment (``env_kwargs``, e.g. another ``variant``). Settings that only name a fixed
+    opponent (:data:`~omar_lightning.envs.mpe_competitive.FIXED_POLICY_SETTINGS`, e.g. predators
+    trained against a faster prey) may differ: :func:`trained_apart` names them."""
     snap = load_snapshot(path)
-    if snap["task"] != task or dict(snap["env_kwargs"]) != env_kwargs:
+    if snap["task"] != task or _without_fixed(snap["env_kwargs"]) != _without_fixed(env_kwargs):
         raise ValueError(f"{path}: snapshot is for task {snap['task']!r} {snap['env_kwargs']}, not {task!r} {env_kwargs}")
     return snap
+
+
+def trained_apart(snap: dict[str, Any], env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The fixed-policy settings of the environment ``snap`` was trained in that differ from
+    ``env_kwargs`` (a setting left out is the variant's default, shown as None); ``{}`` when none."""
+    from omar_lightning.envs.mpe_competitive import FIXED_POLICY_SETTINGS
+
+    own = dict(snap["env_kwargs"])
+    return {k: own.get(k) for k in FIXED_POLICY_SETTINGS if own.get(k) != env_kwargs.get(k)}
+
+
+def _without_fixed(env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    from omar_lightning.envs.mpe_competitive import FIXED_POLICY_SETTINGS
+
+    return {k: v for k, v in dict(env_kwargs).items() if k not in FIXED_POLICY_SETTINGS}
 
 
 def snapshot_policy(snap: dict[str, Any], noise: float, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:

@@ -211,7 +211,7 @@ def write_tier(out: Path, task: str, tier: str, env_kwargs: dict[str, Any], poli
     without noise, over ``reference_episodes`` episodes; the random tier without an expert snapshot
     uses the task's scripted reference expert. Returns the file, its metadata and its row count.
     """
-    from omar_lightning.data.collect.snapshots import matching_snapshot
+    from omar_lightning.data.collect.snapshots import matching_snapshot, trained_apart
 
     spec = task_spec(task, **env_kwargs)
     start = time.perf_counter()
@@ -225,10 +225,16 @@ def write_tier(out: Path, task: str, tier: str, env_kwargs: dict[str, Any], poli
         data = random_tier(task, size or 1_000_000, seed=seed, progress=progress, workers=workers, **env_kwargs)
         behaviour = "uniform random actions in [-1, 1]"
     elif tier == "medium_replay":
+        if trained_apart(snap, env_kwargs):
+            raise ValueError(f"{policy}: its run was trained with {trained_apart(snap, env_kwargs)}, so its replay buffer holds transitions "
+                             f"of another environment than {env_kwargs}; a medium_replay tier needs a run in the tier's own environment")
         data, behaviour = replay_tier(task, policy, snap, size, env_kwargs)
     else:
         data = rollout_tier(task, policy, size or 1_000_000, seed, noise, env_kwargs, progress, workers)
         behaviour = f"MATD3 snapshot {policy} with Gaussian noise {noise}"
+        apart = trained_apart(snap, env_kwargs)
+        if apart:
+            behaviour += " (trained with " + ", ".join(f"{k}={v if v is not None else 'the default'}" for k, v in apart.items()) + ")"
     # Reference returns: the same episodes for both policies; the expert plays without noise.
     expert = expert if expert is not None else _expert_beside(policy)
     if expert is not None:
