@@ -366,7 +366,8 @@ SHIPPED = sorted(p for p in (Path(__file__).parents[1] / "omar_lightning" / "pol
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_shipped_snapshots_replay_their_recorded_scores(folder):
     """Every committed behaviour policy is the one its metadata describes: played noiselessly on
-    the training run's evaluation episodes, it scores exactly what snapshots.json recorded."""
+    the training run's evaluation episodes, it scores exactly what snapshots.json recorded (in the
+    environment it was trained in, which for a level with ``trained_with`` has another fixed policy)."""
     from omar_lightning.data.collect.matd3 import TASK_DEFAULTS
     from omar_lightning.data.collect.snapshots import snapshot_policy
     from omar_lightning.envs import make_env
@@ -376,7 +377,8 @@ def test_shipped_snapshots_replay_their_recorded_scores(folder):
     cfg = MATD3Config(**TASK_DEFAULTS.get(index["task"], {}))  # the run's evaluation episodes
     for level in ("medium", "expert"):
         snap = load_snapshot(folder / f"{level}.pt")
-        assert snap["task"] == index["task"] and snap["env_kwargs"] == index["env_kwargs"]
+        # a level trained against another fixed policy (``trained_with``) replays in its own training environment
+        assert snap["task"] == index["task"] and snap["env_kwargs"] == {**index["env_kwargs"], **index["levels"][level].get("trained_with", {})}
         policy = snapshot_policy(snap, 0.0, np.random.default_rng(0))
         res = run_episodes(lambda: make_env(snap["task"], **snap["env_kwargs"]), policy, cfg.eval_episodes, cfg.eval_seed,
                            num_envs=min(10, cfg.eval_episodes))
