@@ -22,8 +22,8 @@ the replay buffer rows collected up to the ``--policy`` snapshot (read from ``st
 the snapshot's ``snapshots/`` folder); ``medium`` / ``expert`` = rollouts of ``--policy`` with its
 Gaussian exploration noise. ``S_random`` is the uniform random policy's mean return and
 ``S_expert`` the ``--expert`` snapshot's (default: ``expert.pt`` beside ``--policy``) mean return
-without noise, over ``--reference-episodes`` episodes; the random tier without ``--expert`` uses
-the task's scripted reference expert.
+without noise, over ``--reference-episodes`` episodes; ``--expert scripted``, and the random tier
+without ``--expert``, use the task's scripted reference expert.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--task", required=True, choices=sorted(TASKS))
     ds.add_argument("--tier", required=True, choices=TIERS)
     ds.add_argument("--policy", type=Path, help="behaviour snapshot (medium_replay, medium, expert)")
-    ds.add_argument("--expert", type=Path, help="snapshot giving S_expert (default: expert.pt beside --policy)")
+    ds.add_argument("--expert", type=Path, help="snapshot giving S_expert (default: expert.pt beside --policy), or 'scripted' for the task's scripted reference expert")
     ds.add_argument("--size", type=positive_int, default=None, help="transitions (default 1,000,000; medium_replay: all rows up to the snapshot)")
     ds.add_argument("--out", required=True, type=Path)
     ds.add_argument("--seed", type=int, default=0)

@@ -291,6 +291,15 @@ def test_the_controller_of_each_layout():
 
 
 # --------------------------------------------------------------------------- collection
+def test_scripted_expert_of_a_task_without_one_is_one_line_before_any_rollout(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["collect", "dataset", "--task", "halfcheetah_2x3", "--tier", "random", "--expert", "scripted", "--size", "100",
+              "--out", str(tmp_path / "x.npz"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # (MuJoCo may warn above it while the task is built)
+    assert e.value.code == 2 and err.startswith("omar collect: error: no scripted reference expert for task 'halfcheetah_2x3'")
+    assert not (tmp_path / "x.npz").exists()
+
+
 def test_random_tier_and_reference_returns_on_the_line():
     data = random_tier(TASK, 60, seed=0, progress=False, num_agents=2, layout="line")
     assert [o.shape for o in data["obs"]] == [(60, 7)] * 2 and [a.shape for a in data["actions"]] == [(60, 1)] * 2
@@ -300,7 +309,7 @@ def test_random_tier_and_reference_returns_on_the_line():
     assert 0 < s_random < s_expert
 
 
-def test_collect_train_and_datasets_end_to_end(tmp_path):
+def test_collect_train_and_datasets_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
     kw = ["--task", TASK, "--env-kwarg", "num_agents=2", "--env-kwarg", "layout=line"]
     main(["collect", "train", *kw, "--set", "input_norm=false", "--set", "start_steps=100", "--set", "batch_size=64", "--steps", "500",
@@ -319,6 +328,21 @@ def test_collect_train_and_datasets_end_to_end(tmp_path):
         assert ds.meta["env_kwargs"] == {"num_agents": 2, "layout": "line"}
         assert [a.shape[1] for a in ds.actions] == [1, 1] and [o.shape[1] for o in ds.obs] == [7, 7]
         assert np.abs(np.concatenate(ds.actions)).max() <= 1
+    # --expert scripted: the line's references (the scripted controller), for a snapshot with no expert.pt beside it
+    step = sorted((out / "snapshots").glob("step_*.pt"))[0]
+    path = tmp_path / "medium_replay_scripted.npz"
+    main(["collect", "dataset", *kw, "--tier", "medium_replay", "--policy", str(step), "--expert", "scripted", "--out", str(path),
+          "--reference-episodes", "4", "--no-progress"])
+    ds = load_dataset(path)
+    assert (ds.meta["s_random"], ds.meta["s_expert"]) == pytest.approx(reference_returns(TASK, episodes=4, num_agents=2, layout="line"), rel=1e-12)
+    assert "scripted reference expert" in ds.meta["reference"] and ds.num_transitions == json.loads(
+        (out / "snapshots.json").read_text())["snapshots"][0]["replay_rows"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:  # without it, a snapshot with no expert.pt beside is refused in one line
+        main(["collect", "dataset", *kw, "--tier", "medium_replay", "--policy", str(step), "--out", str(tmp_path / "x.npz"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err.count("\n") == 0 and "no expert snapshot: give --expert" in err
+    assert not (tmp_path / "x.npz").exists()
     # OMAR trains on the line's random tier and its actor acts in the line env.
     env_kwargs = {"num_agents": 2, "layout": "line"}
     dm = OfflineDataModule(task=TASK, path=str(tmp_path / "random.npz"), generate=False, env_kwargs=env_kwargs, batch_size=32)

@@ -30,6 +30,7 @@ from omar_lightning.data.collect.references import (
     REFERENCE_SEED,
     check_task,
     env_maker,
+    expert_policy,
     expert_return,
     random_return,
     reference_returns,
@@ -40,7 +41,7 @@ from omar_lightning.envs import task_spec
 from omar_lightning.envs.rollout import run_episodes, run_episodes_parallel, seeded_uniform_random_policy, task_returns
 
 __all__ = [
-    "SNAPSHOT_TIERS", "TIER_SEED_STRIDE", "random_tier", "replay_tier", "rollout_tier", "write_random_dataset",
+    "SCRIPTED", "SNAPSHOT_TIERS", "TIER_SEED_STRIDE", "random_tier", "replay_tier", "rollout_tier", "write_random_dataset",
     "write_snapshot_dataset", "write_tier",
 ]
 
@@ -191,6 +192,10 @@ def _meta(task: str, tier: str, agent_names: list[str], s_random: float, s_exper
                    "generation_seconds": round(time.perf_counter() - start, 1)}
 
 
+#: ``--expert`` value naming the task's scripted reference expert instead of a snapshot.
+SCRIPTED = "scripted"
+
+
 def _expert_beside(policy: Path | None) -> Path | None:
     if policy is not None:
         cand = policy.parent / "expert.pt"
@@ -198,7 +203,7 @@ def _expert_beside(policy: Path | None) -> Path | None:
     return None
 
 
-def write_tier(out: Path, task: str, tier: str, env_kwargs: dict[str, Any], policy: Path | None = None, expert: Path | None = None,
+def write_tier(out: Path, task: str, tier: str, env_kwargs: dict[str, Any], policy: Path | None = None, expert: Path | str | None = None,
                size: int | None = None, seed: int = 0, noise: float | None = None, reference_episodes: int = 200, workers: int = 1,
                progress: bool = True) -> tuple[Path, dict[str, Any], int]:
     """Write the ``tier`` of ``task`` to ``out``: what ``omar collect dataset`` does.
@@ -208,13 +213,17 @@ def write_tier(out: Path, task: str, tier: str, env_kwargs: dict[str, Any], poli
     with its Gaussian exploration noise (or ``noise``). ``size`` transitions (default 1,000,000;
     medium-replay: all rows up to the snapshot). ``S_random`` is the uniform random policy's mean
     return and ``S_expert`` the ``expert`` snapshot's (default: ``expert.pt`` beside ``policy``)
-    without noise, over ``reference_episodes`` episodes; the random tier without an expert snapshot
-    uses the task's scripted reference expert. Returns the file, its metadata and its row count.
+    without noise, over ``reference_episodes`` episodes; ``expert="scripted"`` (:data:`SCRIPTED`),
+    and the random tier without an expert snapshot, use the task's scripted reference expert
+    (the Spread on a line's references). Returns the file, its metadata and its row count.
     """
     from omar_lightning.data.collect.snapshots import matching_snapshot, trained_apart
 
     spec = task_spec(task, **env_kwargs)
     start = time.perf_counter()
+    scripted = expert is not None and str(expert) == SCRIPTED
+    if scripted:
+        expert_policy(task, **env_kwargs)  # a task without a scripted expert is named before any rollout
     snap = None
     if tier != "random":
         if policy is None:
@@ -237,11 +246,11 @@ def write_tier(out: Path, task: str, tier: str, env_kwargs: dict[str, Any], poli
             behaviour += " (trained with " + ", ".join(f"{k}={v if v is not None else 'the default'}" for k, v in apart.items()) + ")"
     # Reference returns: the same episodes for both policies; the expert plays without noise.
     expert = expert if expert is not None else _expert_beside(policy)
-    if expert is not None:
+    if expert is not None and not scripted:
         matching_snapshot(expert, task, env_kwargs)  # a bad file is named here, before any worker starts
         s_random, s_expert = _snapshot_references(task, env_kwargs, expert, expert, reference_episodes, workers, progress)
         ref = f"S_random: uniform random actions; S_expert: {expert} without noise ({reference_episodes} episodes each)"
-    elif tier == "random":
+    elif scripted or tier == "random":
         s_random, s_expert = reference_returns(task, episodes=reference_episodes, seed=REFERENCE_SEED, workers=workers, **env_kwargs)
         ref = f"S_random: uniform random actions; S_expert: the scripted reference expert ({reference_episodes} episodes each)"
     else:
