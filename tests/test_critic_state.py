@@ -14,7 +14,7 @@ from omar_lightning.data.collect.matd3 import TRAIN_SEED_BASE, MATD3Config, MATD
 from omar_lightning.data.collect.snapshots import load_snapshot
 from omar_lightning.envs import make_env, task_spec
 
-from matd3_state_digest import RUNS, default_runs
+from matd3_state_digest import FLOAT_RTOL, RUN_RTOL, RUNS, _digest, default_runs, flat_digests, same_fingerprint
 
 RECORDED = Path(__file__).resolve().parent / "data" / "matd3_default_state.json"
 CHEETAH = {"variant": "official", "max_episode_steps": 50}
@@ -30,18 +30,34 @@ def _params(net):
     return torch.cat([p.detach().flatten() for p in net.parameters()])
 
 
-def test_default_runs_are_bit_for_bit_those_of_the_code_before_critic_input():
-    """state.pt and expert.pt of short default runs (three tasks) against the digests recorded
-    from the code before the setting existed; the config only gains critic_input="observations"."""
+def test_default_runs_are_those_of_the_code_before_critic_input():
+    """state.pt and expert.pt of short default runs (three tasks) against the fingerprints recorded
+    from the code (matd3_state_digest: integers, RNG states and counters exactly, floating-point
+    values within FLOAT_RTOL or the run's RUN_RTOL); the config is the one recorded, critic_input="observations"."""
     recorded = json.loads(RECORDED.read_text())
     now = default_runs()
     assert set(now) == set(recorded) == set(RUNS)
     for name in RUNS:
-        assert now[name]["config"] == {**recorded[name]["config"], "critic_input": "observations"}, name
+        assert now[name]["config"] == recorded[name]["config"] and now[name]["config"]["critic_input"] == "observations", name
         for file in ("state.pt", "expert.pt"):
-            differ = sorted(k for k in set(now[name][file]) | set(recorded[name][file])
-                            if now[name][file].get(k) != recorded[name][file].get(k))
+            assert set(now[name][file]) == set(recorded[name][file]), f"{name} {file}"
+            rtol = RUN_RTOL.get(name, FLOAT_RTOL)
+            differ = sorted(k for k in now[name][file] if not same_fingerprint(now[name][file][k], recorded[name][file][k], rtol))
             assert not differ, f"{name} {file}: {differ}"
+
+
+def test_fingerprints_tell_a_changed_value_from_rounding():
+    a = torch.linspace(-1, 1, 64)
+    assert same_fingerprint(_digest(a), _digest(a * (1 + 1e-6)))  # rounding-sized
+    assert not same_fingerprint(_digest(a), _digest(a * 1.01))
+    assert not same_fingerprint(_digest(a), _digest(a.reshape(8, 8)))
+    b = a.clone()
+    b[3] += 0.1  # one entry moved
+    assert not same_fingerprint(_digest(a), _digest(b))
+    assert not same_fingerprint(_digest(torch.arange(4)), _digest(torch.tensor([0, 1, 2, 4])))  # integers exactly
+    f = flat_digests({"x": 0.5, "n": 3})
+    assert same_fingerprint(f["x"], flat_digests({"x": 0.5 + 1e-9})["x"]) and not same_fingerprint(f["x"], flat_digests({"x": 0.6})["x"])
+    assert not same_fingerprint(f["n"], flat_digests({"n": 4})["n"])
 
 
 def test_state_critics_take_the_state_and_all_actions():
