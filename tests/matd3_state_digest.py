@@ -8,9 +8,9 @@ tensor, array and number of each run's ``state.pt`` and ``expert.pt``, its ``con
 written. Integer, boolean and byte leaves (RNG states, counters, sizes, dones) get the SHA-256 of
 their dtype, shape and bytes and must be equal; floating-point leaves (weights, optimizer moments,
 replay rows, scores) get dtype, shape, sum and Euclidean norm (in float64) and are compared with
-:data:`FLOAT_RTOL` (:data:`RUN_RTOL` where a run needs more): the CPU's SIMD kernels round matrix products differently from one CPU kind
-to another (an AMD EPYC gives other bits than the machine the first digests came from), while a
-change of the training moves these sums by far more. ``tests/data/matd3_default_state.json``
+:data:`FLOAT_RTOL` (:data:`RUN_RTOL` where a run needs more): the CPU's SIMD kernels round matrix
+products differently from one CPU kind to another (an AMD EPYC gives other bits than the machine
+the first digests came from), while a change of the training moves these sums by far more. ``tests/data/matd3_default_state.json``
 holds the fingerprints of the current code (``python tests/matd3_state_digest.py OUT.json``); the
 exact digests they replace were equal before and after MATD3Config gained ``critic_input``.
 """
@@ -47,7 +47,8 @@ FLOAT_RTOL = 1e-3
 RUN_RTOL = {"cooperative_navigation": 0.1}
 
 
-def _digest(value: Any) -> str | dict[str, Any]:
+def fingerprint(value: Any) -> str | dict[str, Any]:
+    """A leaf's fingerprint: SHA-256 of dtype, shape and bytes, or for floating point dtype, shape, sum and norm."""
     a = value.detach().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
     if np.issubdtype(a.dtype, np.floating):
         x = a.astype(np.float64)
@@ -70,10 +71,10 @@ def same_fingerprint(a: Any, b: Any, rtol: float = FLOAT_RTOL) -> bool:
     return a == b
 
 
-def flat_digests(tree: Any, prefix: str = "") -> dict[str, str]:
+def flat_digests(tree: Any, prefix: str = "") -> dict[str, Any]:
     """Every leaf of a nested dict / list of tensors, arrays and numbers, keyed by its path."""
     if isinstance(tree, dict):
-        out: dict[str, str] = {}
+        out: dict[str, Any] = {}
         for k, v in tree.items():
             out.update(flat_digests(v, f"{prefix}{k}/"))
         return out
@@ -83,7 +84,7 @@ def flat_digests(tree: Any, prefix: str = "") -> dict[str, str]:
             out.update(flat_digests(v, f"{prefix}{i}/"))
         return out
     if isinstance(tree, (torch.Tensor, np.ndarray)):
-        return {prefix.rstrip("/"): _digest(tree)}
+        return {prefix.rstrip("/"): fingerprint(tree)}
     if isinstance(tree, float):
         return {prefix.rstrip("/"): f"float:{tree!r}"}  # compared within FLOAT_RTOL
     return {prefix.rstrip("/"): repr(tree)}  # other numbers and values exactly

@@ -14,7 +14,7 @@ from omar_lightning.data.collect.matd3 import TRAIN_SEED_BASE, MATD3Config, MATD
 from omar_lightning.data.collect.snapshots import load_snapshot
 from omar_lightning.envs import make_env, task_spec
 
-from matd3_state_digest import FLOAT_RTOL, RUN_RTOL, RUNS, _digest, default_runs, flat_digests, same_fingerprint
+from matd3_state_digest import FLOAT_RTOL, RUN_RTOL, RUNS, default_runs, fingerprint, flat_digests, same_fingerprint
 
 RECORDED = Path(__file__).resolve().parent / "data" / "matd3_default_state.json"
 CHEETAH = {"variant": "official", "max_episode_steps": 50}
@@ -48,13 +48,13 @@ def test_default_runs_are_those_of_the_code_before_critic_input():
 
 def test_fingerprints_tell_a_changed_value_from_rounding():
     a = torch.linspace(-1, 1, 64)
-    assert same_fingerprint(_digest(a), _digest(a * (1 + 1e-6)))  # rounding-sized
-    assert not same_fingerprint(_digest(a), _digest(a * 1.01))
-    assert not same_fingerprint(_digest(a), _digest(a.reshape(8, 8)))
+    assert same_fingerprint(fingerprint(a), fingerprint(a * (1 + 1e-6)))  # rounding-sized
+    assert not same_fingerprint(fingerprint(a), fingerprint(a * 1.01))
+    assert not same_fingerprint(fingerprint(a), fingerprint(a.reshape(8, 8)))
     b = a.clone()
     b[3] += 0.1  # one entry moved
-    assert not same_fingerprint(_digest(a), _digest(b))
-    assert not same_fingerprint(_digest(torch.arange(4)), _digest(torch.tensor([0, 1, 2, 4])))  # integers exactly
+    assert not same_fingerprint(fingerprint(a), fingerprint(b))
+    assert not same_fingerprint(fingerprint(torch.arange(4)), fingerprint(torch.tensor([0, 1, 2, 4])))  # integers exactly
     f = flat_digests({"x": 0.5, "n": 3})
     assert same_fingerprint(f["x"], flat_digests({"x": 0.5 + 1e-9})["x"]) and not same_fingerprint(f["x"], flat_digests({"x": 0.6})["x"])
     assert not same_fingerprint(f["n"], flat_digests({"n": 4})["n"])
