@@ -122,6 +122,26 @@ def test_collect_train_records_its_time_at_every_evaluation(tmp_path, monkeypatc
     assert json.loads((out / "snapshots.json").read_text())["train_seconds"] > first
 
 
+def test_collect_train_resumed_after_its_last_evaluation_indexes_each_snapshot_once(tmp_path):
+    """State saved at step 500, evaluated at 750; the resumed run evaluates 750 again: one entry, the same score."""
+    def run(out, steps):
+        _collect(["train", "--task", "cooperative_navigation", "--out", str(out), "--eval-every", "250", "--save-every", "500",
+                  "--no-progress", "--steps", str(steps)])
+
+    out, part = tmp_path / "run", tmp_path / "part"
+    run(out, 500)
+    run(out, 750)
+    before = json.loads((out / "snapshots.json").read_text())["snapshots"]
+    assert MATD3Trainer.load(out / "state.pt").steps == 750
+    # the run as a stop right after the evaluation at step 750 leaves it: the state saved at 500, the index holding 750
+    run(part, 500)
+    (part / "snapshots.json").write_text(json.dumps({**json.loads((part / "snapshots.json").read_text()), "snapshots": before}))
+    run(part, 750)
+    after = json.loads((part / "snapshots.json").read_text())["snapshots"]
+    assert [s["steps"] for s in after] == [250, 500, 750]
+    assert [s["score"] for s in after] == [s["score"] for s in before]
+
+
 def test_collect_train_resume_takes_a_new_eval_every_and_trains_the_same(tmp_path):
     """--eval-every on resume changes which snapshots are kept, not the weights."""
     base = ["train", "--task", "cooperative_navigation", "--no-progress", "--steps", "1000"]

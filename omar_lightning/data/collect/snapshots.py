@@ -158,8 +158,11 @@ class SnapshotIndex:
         level it is the first to reach."""
         out = self.folder
         snap = save_snapshot(out / "snapshots" / f"step_{trainer.steps:09d}.pt", trainer, "snapshot", mean_return)
-        self.data["snapshots"].append({"file": str(snap.relative_to(out)), "steps": trainer.steps, "updates": trainer.updates,
-                                       "score": mean_return, "replay_rows": trainer.size})
+        entry = {"file": str(snap.relative_to(out)), "steps": trainer.steps, "updates": trainer.updates,
+                 "score": mean_return, "replay_rows": trainer.size}
+        # a run stopped after an evaluation but before its next save evaluates that step again on resume:
+        # the entry is replaced, so each snapshot file is indexed once
+        self.data["snapshots"] = [s for s in self.data["snapshots"] if s["file"] != entry["file"]] + [entry]
         for name, target in self.data.get("wanted_levels", {}).items():
             if name not in self.data["levels"] and mean_return >= target:
                 shutil.copyfile(snap, out / f"{name}.pt")
