@@ -17,8 +17,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/omar fit --config configs/quickstart.yaml
 
+# one pytest worker per core (pytest-xdist), each test file on one worker
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 clean:
 	rm -rf $(VENV) runs data/.*.tmp

@@ -1,10 +1,15 @@
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from omar_lightning.data import OfflineDataset, save_dataset
+
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # `make test` runs one worker per core: torch gets its share of the cores
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 
 def synthetic_dataset(n: int = 256, obs_dims=(18, 18, 18), act_dims=(2, 2, 2), seed: int = 0, task="cooperative_navigation",

@@ -100,8 +100,10 @@ def _tree(root: Path, task="cooperative_navigation", tier="medium", dims=(18, 18
         path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def _reproduce(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "omar_lightning", "reproduce", *args], cwd=root, capture_output=True, text=True, timeout=600)
+def _reproduce(root: Path, *args: str, threads: int | None = None) -> subprocess.CompletedProcess:
+    """``omar reproduce ARGS`` in ``root``; with ``threads``, every process of it runs that many torch threads."""
+    env = None if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    return subprocess.run([sys.executable, "-m", "omar_lightning", "reproduce", *args], cwd=root, capture_output=True, text=True, timeout=600, env=env)
 
 
 def test_two_cell_study_runs_skips_finished_and_reruns_unfinished_and_stale(tmp_path):
@@ -306,7 +308,8 @@ def test_line_landscape_searches_every_checkpoint_and_records_q1_over_the_1d_act
 
     task = "cooperative_navigation_line_n2"
     _tree(tmp_path, task=task, tier="medium_replay", dims=(7, 7))
-    out = _reproduce(tmp_path, "line-landscape", "--seeds", "0")
+    # the study's torch threads are this process's: the recomputation below rounds as the search did
+    out = _reproduce(tmp_path, "line-landscape", "--seeds", "0", threads=torch.get_num_threads())
     assert out.returncode == 0, out.stderr + out.stdout
     key = f"macql/{task}/medium_replay/default+landscape_1d/seed_0"
     land = json.loads((tmp_path / "results" / f"{key}.json").read_text())["landscape_1d"]
