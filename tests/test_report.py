@@ -138,10 +138,10 @@ def _fake_results(root: Path) -> dict[tuple[str, str], dict[int, float]]:
     return scores
 
 
-def _write_summary(root: Path, base: dict, algorithm: str, task: str, seed: int, score: float, version: int) -> None:
+def _write_summary(root: Path, base: dict, algorithm: str, task: str, seed: int, score: float, version: int, tier: str = "medium") -> None:
     s = copy.deepcopy(base)
-    s["key"] = f"{algorithm}/{task}/medium/default/seed_{seed}"
-    s["cell"].update(algorithm=algorithm, task=task, seed=seed)
+    s["key"] = f"{algorithm}/{task}/{tier}/default/seed_{seed}"
+    s["cell"].update(algorithm=algorithm, task=task, tier=tier, seed=seed)
     s["score"]["normalized_score"] = score
     s["update_version"] = version
     path = root / f"{s['key']}.json"
@@ -169,7 +169,7 @@ def test_aggregate_section_from_a_fake_results_directory(tmp_path):
     assert "**Optimality gap**: the mean of max(0, 100 − score)" in page and "2,000 resamples per estimate" in page
     table3 = page[page.index("## Table 3"):page.index("## Table 4")]
     section = table3[table3.index("### Aggregate statistics"):]
-    assert "A tier's tasks are the 3 above on that tier; \"All tiers\" takes all 12." in section
+    assert "A tier's tasks are the 3 above on that tier; a task's row (\"<task>, all tiers\") takes its 4 tiers; \"All tiers\" takes all 12." in section
 
     # OMAR: seeds 0, 1 on all three tasks; the version-1 seed 4 on world does not enter.
     omar = np.array([[scores[("omar", t)][s] for t in MPE_TASKS] for s in (0, 1)])
@@ -193,6 +193,8 @@ def test_aggregate_section_from_a_fake_results_directory(tmp_path):
     for scope in ("Random", "Medium-replay", "Expert"):
         assert [_row(section, scope, m)[6] for m in ("MA-ICQ", "MA-TD3+BC", "MA-CQL", "OMAR")] == ["no current run on any of its tasks"] * 4
     assert _row(section, "All tiers", "OMAR")[6] == "no current run on 9 of 12 tasks: random (every task), medium-replay (every task), expert (every task)"
+    # a task's scope is its four tiers, named by tier
+    assert _row(section, "World, all tiers", "OMAR")[6] == "no current run on 3 of 4 tasks: Random, Medium-replay, Expert"
     assert _row(section, "All tiers", "MA-ICQ")[6] == ("no current run on 11 of 12 tasks: random (every task), medium-replay (every task), "
                                                       "Predator-prey medium, World medium, expert (every task)")
     assert "![Table 3 performance profiles](figures/table3_profiles.png)" in section
@@ -205,6 +207,40 @@ def test_aggregate_section_from_a_fake_results_directory(tmp_path):
     write_report(tmp_path / "results", tmp_path / "docs" / "again.md", tmp_path / "docs" / "figures")
     assert (tmp_path / "docs" / "again.md").read_text() == page
     assert (tmp_path / "docs" / "figures" / "table3_profiles.png").read_bytes() == figure
+
+
+def test_a_tasks_aggregate_takes_its_four_tiers(tmp_path):
+    """OMAR and MA-CQL, seeds 0-2, on every cooperative-navigation tier (MA-CQL's seed 2 missing on
+    expert): the task's row aggregates the 3 x 4 and 2 x 4 matrices, the tier rows stay incomplete."""
+    from omar_lightning.reproduce.report import write_report
+
+    base = json.loads((DATA / "results" / "omar" / "cooperative_navigation" / "medium" / "default" / "seed_0.json").read_text())
+    rng = np.random.default_rng(1)
+    tiers = ("random", "medium_replay", "medium", "expert")
+    scores = {a: np.round(rng.uniform(*span, (3, 4)), 1) for a, span in (("omar", (40, 100)), ("macql", (10, 80)))}
+    for a, grid in scores.items():
+        for seed in range(3):
+            for t, tier in enumerate(tiers):
+                if not (a == "macql" and seed == 2 and tier == "expert"):
+                    _write_summary(tmp_path / "results", base, a, "cooperative_navigation", seed, float(grid[seed, t]), 2, tier)
+    write_report(tmp_path / "results", tmp_path / "docs" / "results.md", tmp_path / "docs" / "figures")
+    page = (tmp_path / "docs" / "results.md").read_text()
+    section = page[page.index("## Table 3"):page.index("## Table 4")]
+    section = section[section.index("### Aggregate statistics"):]
+    omar, macql = scores["omar"], scores["macql"][:2]
+    row = _row(section, "Cooperative navigation, all tiers", "OMAR")
+    assert row[2] == "3 × 4" and row[6] == "none"
+    iqm, low, high = _estimate(row[3])
+    assert iqm == pytest.approx(np.sort(omar.ravel())[3:9].mean(), abs=0.051) and low <= iqm <= high
+    row = _row(section, "Cooperative navigation, all tiers", "MA-CQL")
+    assert row[2] == "2 × 4" and row[6] == "not on every task: seed 2 on Random; seed 2 on Medium-replay; seed 2 on Medium"
+    gap, _, _ = _estimate(row[4])
+    assert gap == pytest.approx(np.maximum(0.0, 100.0 - macql).mean(), abs=0.051)
+    poi, low, high = _estimate(row[5])
+    by_hand = np.mean([np.mean([(a > b) + 0.5 * (a == b) for a in omar[:, t] for b in macql[:, t]]) for t in range(4)])
+    assert poi == pytest.approx(by_hand, abs=0.0051) and low <= poi <= high
+    assert _row(section, "Predator-prey, all tiers", "OMAR")[6] == "no current run on any of its tasks"
+    assert _row(section, "Medium", "OMAR")[6] == "no current run on 2 of 3 tasks: Predator-prey, World"
 
 
 def _line_summary(root: Path, algorithm: str, task: str, seed: int, ret: float, score: float, variant: str = "default",

@@ -490,13 +490,17 @@ def _official_reuse_figure(results: Results, path: Path) -> bool:
 
 
 # Aggregate statistics (omar_lightning/reproduce/aggregate.py) of a study's grid: per tier over
-# the study's tasks on it, and over all its (task, tier) datasets.
+# the study's tasks on it, per task over its tiers (studies of several tasks), and over all its
+# (task, tier) datasets (always the last scope).
 ALL_TIERS = "All tiers"
+OF_TASK = ", all tiers"  # a task's scope: its name and this
 REFERENCE = "omar"  # the method whose probability of improvement over each other method is shown
 
 
 def _aggregate_scopes(tasks: tuple[str, ...]) -> list[tuple[str, list[tuple[str, str]]]]:
-    return [(TIER_NAMES[tier], [(task, tier) for task in tasks]) for tier in TIERS] + [(ALL_TIERS, [(task, tier) for tier in TIERS for task in tasks])]
+    per_tier = [(TIER_NAMES[tier], [(task, tier) for task in tasks]) for tier in TIERS]
+    per_task = [(TASK_NAMES.get(task, task) + OF_TASK, [(task, tier) for tier in TIERS]) for task in tasks] if len(tasks) > 1 else []
+    return per_tier + per_task + [(ALL_TIERS, [(task, tier) for tier in TIERS for task in tasks])]
 
 
 def _current_scores(results: Results, algorithm: str, task: str, tier: str, centralized: bool) -> dict[int, float]:
@@ -512,7 +516,10 @@ def _aggregates(results: Results, tasks: tuple[str, ...], centralized: bool) -> 
 
 
 def _dataset_name(cell: tuple[str, str], scope: str) -> str:
+    """A dataset as a scope's row names it: the task in a tier's scope, the tier in a task's, both under all tiers."""
     task, tier = cell
+    if scope.endswith(OF_TASK):
+        return TIER_NAMES[tier]
     return TASK_NAMES.get(task, task) + (f" {TIER_NAMES[tier].lower()}" if scope == ALL_TIERS else "")
 
 
@@ -583,8 +590,9 @@ def _aggregate_section(results: Results, tasks: tuple[str, ...], centralized: bo
     scopes = _aggregates(results, tasks, centralized)
     if not any(_current_scores(results, a, t, r, centralized) for s in scopes[:-1] for a in ALGS for t, r in s["cells"]):
         return out + [f"No run of update version {UPDATE_VERSION} yet: nothing to aggregate.", ""], scopes
+    of_task = f"a task's row (\"<task>{OF_TASK}\") takes its {len(TIERS)} tiers; " if len(tasks) > 1 else ""
     out += [f"Normalized scores of the runs of update version {UPDATE_VERSION} (the protocol is under \"How a score is made\"). "
-            f"A tier's tasks are the {len(tasks)} above on that tier; \"{ALL_TIERS}\" takes all {len(scopes[-1]['cells'])}.", ""]
+            f"A tier's tasks are the {len(tasks)} above on that tier; {of_task}\"{ALL_TIERS}\" takes all {len(scopes[-1]['cells'])}.", ""]
     return out + _aggregate_rows(scopes) + [""], scopes
 
 
@@ -595,8 +603,9 @@ def _aggregate_protocol() -> list[str]:
         "- **Aggregate statistics** (under Tables 3, 5 and 6) follow Agarwal et al. (2021), \"Deep RL at the edge of",
         "  the statistical precipice\", computed with the `rliable` package (pinned in constraints.txt), as marl-eval",
         "  and OG-MARL report: *runs* are the seeds, *tasks* are the study's datasets, per tier the study's tasks on",
-        f"  that tier and under \"{ALL_TIERS}\" every (task, tier) of the study. A run's score on a task is its",
-        "  normalized score above (0 = S_random, 100 = S_expert; it can fall outside 0..100).",
+        f"  that tier, per task (studies of several tasks) its tiers, and under \"{ALL_TIERS}\" every (task, tier) of",
+        "  the study. A run's score on a task is its normalized score above (0 = S_random, 100 = S_expert; it can",
+        "  fall outside 0..100).",
         "  **IQM**: the mean of the middle 50% of all run × task scores (25% cut from each end).",
         f"  **Optimality gap**: the mean of max(0, {agg.EXPERT:g} − score) over all run × task scores; the threshold is",
         f"  {agg.EXPERT:g}, the expert's normalized score on this 0..100 scale (rliable's default threshold 1 is for 0..1 scores).",
