@@ -330,3 +330,27 @@ def test_line_sections_say_not_run_yet_with_their_commands():
     page = (DATA / "expected.md").read_text()
     for study in ("line-curves", "line-agents", "line-landscape", "line-actor-lr-updates"):
         assert f"Not run yet: `omar reproduce {study}` (it needs the line's medium-replay datasets" in page
+
+
+def test_agreement_section_compares_complete_cells_with_the_paper(tmp_path):
+    from omar_lightning.reproduce import agreement, paper
+    from omar_lightning.reproduce.report import build_page
+
+    base = json.loads((DATA / "results" / "omar" / "cooperative_navigation" / "medium" / "default" / "seed_0.json").read_text())
+    ours = {"maicq": [91.0, 92.5], "matd3bc": [95.0, 93.0], "macql": [70.0, 66.0], "omar": [99.0, 103.0]}
+    for algorithm, scores in ours.items():
+        for seed, score in enumerate(scores):
+            _write_summary(tmp_path, base, algorithm, "cooperative_navigation", seed, score, 2, tier="expert")
+    _write_summary(tmp_path, base, "omar", "world", 0, 50.0, 2, tier="expert")  # one seed, one method: not compared
+    page = build_page(tmp_path, None, tmp_path)
+    section = page[page.index("### Agreement with the paper, per cell"):page.index("## Table 4")]
+    row = _row(section, "Cooperative navigation", "Expert")
+    want = agreement.compare(ours, paper.TABLE3[("cooperative_navigation", "expert")])
+    assert row[2] == "OMAR / OMAR" and row[3] == f"{want.concordant} of 6" and row[4] == "MA-TD3+BC"
+    assert _estimate(row[5]) == pytest.approx((want.margin_ours.value, want.margin_ours.low, want.margin_ours.high), abs=0.051)
+    assert _estimate(row[6]) == pytest.approx((want.margin_paper.value, want.margin_paper.low, want.margin_paper.high), abs=0.051)
+    assert row[7] == ("yes" if want.margins_agree else "no")
+    assert _row(section, "World", "Expert")[8] == "needs 2 current seeds of every method (has MA-ICQ 0, MA-TD3+BC 0, MA-CQL 0, OMAR 1)"
+    assert _row(section, "Predator-prey", "Expert")[8] == "not run"
+    # without a complete cell anywhere the page has no such section
+    assert "### Agreement" not in build_page(DATA / "results", None, tmp_path)

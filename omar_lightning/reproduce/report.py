@@ -12,7 +12,9 @@ those cells).
 
 Under Tables 3, 5 and 6 the page adds aggregate statistics (IQM, optimality gap, probability of
 improvement, performance profiles with stratified-bootstrap intervals) of the current update
-version's runs, per tier and over all tiers; the statistics are ``aggregate.py``'s.
+version's runs, per tier and over all tiers; the statistics are ``aggregate.py``'s. Under Tables 3
+and 6, each cell where every method has two current seeds is compared with the paper's (winner,
+ordering, OMAR's margin with Welch intervals; ``agreement.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 from omar_lightning.plots import pyplot as _pyplot
 from omar_lightning.plots import save_figure as _save
 from omar_lightning.reproduce import aggregate as agg
+from omar_lightning.reproduce import agreement
 from omar_lightning.reproduce import paper
 from omar_lightning.data.format import REGENERATION_TOLERANCE, TIERS
 from omar_lightning.reproduce.studies import ACTOR_LRS, ACTOR_UPDATES, AGENT_COUNTS, MPE_TASKS, STUDIES, TAUS, line_spread, spread, variant_name
@@ -596,6 +599,30 @@ def _aggregate_section(results: Results, tasks: tuple[str, ...], centralized: bo
     return out + _aggregate_rows(scopes) + [""], scopes
 
 
+AGREEMENT_SEEDS = 2  # current seeds every method of a cell needs before it is compared with the paper
+
+
+def _agreement_section(results: Results, cells: list[tuple[str, str]], reference: dict, centralized: bool = False) -> list[str]:
+    """Per cell, where ours and the paper's agree (``agreement.py``), from the current update version's runs."""
+    rows = []
+    for task, tier in cells:
+        ours = {a: list(_current_scores(results, a, task, tier, centralized).values()) for a in ALGS}
+        short = [f"{NAMES[a]} {len(s)}" for a, s in ours.items() if len(s) < AGREEMENT_SEEDS]
+        ref = reference.get((task, tier))
+        why = ("no paper numbers" if not ref else "not run" if not any(ours.values())
+               else f"needs {AGREEMENT_SEEDS} current seeds of every method (has " + ", ".join(short) + ")" if short else "")
+        rows.append((TASK_NAMES.get(task, task), TIER_NAMES[tier], None if why else agreement.compare(ours, ref, REFERENCE), why))
+    if all(c is None for _, _, c, _ in rows):
+        return []
+    return ["### Agreement with the paper, per cell", "",
+            f"Runs of update version {UPDATE_VERSION}, cells where every method has at least {AGREEMENT_SEEDS} seeds "
+            "(`omar_lightning/reproduce/agreement.py`): the best method by mean on each side; of the pairs of methods, "
+            f"how many both sides' means order alike; {NAMES[REFERENCE]}'s margin over the paper's strongest other method in the "
+            "cell (the same baseline on both sides) with 95% Welch intervals, the paper's std taken as a sample std over its 5 seeds; "
+            "whether the two margins' intervals overlap; and the methods whose mean's 95% t-interval overlaps the paper's.", ""] + \
+        agreement.table(rows, NAMES, REFERENCE) + [""]
+
+
 def _aggregate_protocol() -> list[str]:
     """The page's lines on how the aggregate statistics are made."""
     taus = agg.PROFILE_THRESHOLDS
@@ -676,6 +703,7 @@ def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
         figure(_curves_figure(results, figures / "table3_curves.png", [(t, r) for t, r in cells], [(NAMES[a], group_key(a, "{task}", "{tier}")) for a in ALGS], "Table 3: learning curves (mean over seeds, min..max shaded)"),
                figures / "table3_curves.png", "Table 3 learning curves")
     aggregates("table3", MPE_TASKS, centralized=False)
+    out += _agreement_section(results, cells, paper.TABLE3)
 
     section("table4")
     out += ["| tier | OMAR (random) ours | paper | OMAR (CEM) ours | paper | OMAR (Gaussian) ours | paper |", "|---|---|---|---|---|---|---|"]
@@ -704,6 +732,7 @@ def build_page(results_dir: Path, figures: Path | None, page_dir: Path) -> str:
     section("table6")
     out += _table_rows(results, [("halfcheetah_2x3", t) for t in TIERS], paper.TABLE6) + [""]
     aggregates("table6", STUDIES["table6"].tasks, centralized=False)
+    out += _agreement_section(results, [("halfcheetah_2x3", t) for t in TIERS], paper.TABLE6)
 
     # Section 3.1 on its own Spread (1-D actions on a line), then the same studies on mpe2's 2-D spread.
     section("line-curves")
