@@ -32,15 +32,8 @@ def idle(obs: np.ndarray) -> np.ndarray:
 
 
 def nearest(obs: np.ndarray) -> np.ndarray:
-    """The scripted controller's drive (a private helper of the scripted module, reused so that
-    only the matching differs), each agent taking the landmark nearest to it."""
-    geo = scripted.decode_line_obs(obs)
-    n = geo["agents"].shape[-2]
-    own = np.abs(geo["landmarks"][..., 0]).argmin(-1)  # [A, E]
-    perm = np.zeros((*own.shape, n), np.int64)
-    perm[np.arange(n), :, np.arange(n)] = own
-    return scripted._drive(geo, perm, scripted.KP, scripted.KD, scripted.REPULSION_RADIUS, scripted.REPULSION_GAIN,
-                           scripted.LANDMARK_OFFSET, scripted.OFFSET_RADIUS)
+    """The scripted controller's drive with another matching: each agent to its nearest landmark."""
+    return scripted.scripted_line_actions(obs, matching="nearest")
 
 
 def main() -> None:

@@ -354,3 +354,26 @@ def test_collect_train_and_datasets_end_to_end(tmp_path, capsys):
     assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items() if k.startswith("actor.net.fc"))
     scores = policy_returns(model.actor, TASK, env_kwargs, num_episodes=3, seed=0)
     assert scores.shape == (3,) and np.isfinite(scores).all()
+
+
+def test_nearest_matching_sends_every_agent_to_its_nearest_landmark():
+    # agents at -1.0, 0.2 and 1.0; landmarks at 0.0, 0.5 and 3.0: the nearest are 0.0, 0.0 and 0.5
+    # (shared by the first two, and the third agent crosses none but leaves 3.0 uncovered).
+    pos, lms = np.array([-1.0, 0.2, 1.0]), np.array([0.0, 0.5, 3.0])
+    n = 3
+    obs = np.zeros((n, 1, 4 * n - 1), np.float32)
+    for i in range(n):
+        obs[i, 0, 1] = pos[i]
+        obs[i, 0, 2:2 + n] = lms - pos[i]
+        obs[i, 0, 2 + n:1 + 2 * n] = np.delete(pos - pos[i], i)
+    geo = decode_line_obs(obs)
+    from omar_lightning.envs.scripted import LINE_MATCHINGS
+
+    perm = LINE_MATCHINGS["nearest"](geo["agents"], geo["landmarks"])
+    assert [perm[i, 0, i] for i in range(n)] == [0, 0, 1]
+    assert [line_assignment(obs)[i, 0, i] for i in range(n)] == [0, 1, 2]
+    near = scripted_line_actions(obs, matching="nearest")[:, 0, 0]
+    order = scripted_line_actions(obs, matching="order")[:, 0, 0]
+    assert near[2] < 0 < order[2]  # the third agent turns back to 0.5 instead of heading for 3.0
+    with pytest.raises(ValueError, match="matching must be one of"):
+        scripted_line_actions(obs, matching="greedy")

@@ -166,6 +166,16 @@ def _order_assignment(agents: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return perm
 
 
+def _nearest_assignment(agents: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Every agent takes the landmark nearest to itself, ``[..., N]`` (shared and crossed
+    landmarks allowed): not a matching, a reference for how much the matching is worth."""
+    dist = np.sqrt(np.sum(np.square(landmarks[..., None, :, :] - agents[..., :, None, :]), axis=-1))  # [..., N agents, N landmarks]
+    return dist.argmin(-1)
+
+
+LINE_MATCHINGS = {"order": _order_assignment, "nearest": _nearest_assignment}
+
+
 def line_assignment(obs: np.ndarray) -> np.ndarray:
     """Assignment each agent computes from its own line observation.
 
@@ -188,18 +198,24 @@ def scripted_line_actions(
     repulsion_gain: float = REPULSION_GAIN,
     landmark_offset: float = LANDMARK_OFFSET,
     offset_radius: float = OFFSET_RADIUS,
+    matching: str = "order",
 ) -> np.ndarray:
     """Forces of the scripted controller on the line (``layout="line"``).
 
     Args:
         obs: ``[A, E, obs_dim]`` stacked line observations (agents first, extra zero
             padding on the last axis allowed).
+        matching: ``"order"`` (the controller: the k-th agent from the left to the k-th
+            landmark) or ``"nearest"`` (every agent to its nearest landmark, shared and
+            crossed ones allowed; a reference controller, ``benchmarks/line_controllers.py``).
 
     Returns:
         float32 ``[A, E, 1]`` forces in ``[-1, 1]``.
     """
+    if matching not in LINE_MATCHINGS:
+        raise ValueError(f"matching must be one of {tuple(LINE_MATCHINGS)}, got {matching!r}")
     geo = decode_line_obs(obs)
-    perm = _order_assignment(geo["agents"], geo["landmarks"])
+    perm = LINE_MATCHINGS[matching](geo["agents"], geo["landmarks"])
     return _drive(geo, perm, kp, kd, repulsion_radius, repulsion_gain, landmark_offset, offset_radius)
 
 
