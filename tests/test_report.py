@@ -354,3 +354,17 @@ def test_agreement_section_compares_complete_cells_with_the_paper(tmp_path):
     assert _row(section, "Predator-prey", "Expert")[8] == "not run"
     # without a complete cell anywhere the page has no such section
     assert "### Agreement" not in build_page(DATA / "results", None, tmp_path)
+
+
+def test_the_committed_page_is_the_report_of_the_committed_summaries(tmp_path):
+    """docs/results.md is exactly what `omar report` makes of results/ (a summary committed without
+    the regenerated page, or a page edited by hand, fails here), and it links the figures it writes."""
+    root = Path(__file__).resolve().parents[1]
+    from omar_lightning.reproduce.report import write_report
+
+    write_report(root / "results", tmp_path / "docs" / "results.md", tmp_path / "docs" / "figures")
+    page = (tmp_path / "docs" / "results.md").read_text()
+    assert page == (root / "docs" / "results.md").read_text()
+    written = sorted(p.name for p in (tmp_path / "docs" / "figures").iterdir())
+    assert written and all(f"(figures/{name})" in page for name in written)
+    assert set(written) <= {p.name for p in (root / "docs" / "figures").iterdir()}
