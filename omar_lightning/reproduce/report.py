@@ -164,7 +164,8 @@ def _style_panel(ax: Any, title: str, xlabel: str, ylabel: str, ylabel_size: int
     ax.set_ylabel(ylabel, fontsize=ylabel_size)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
+    if ax.get_legend_handles_labels()[0]:  # a panel without a run has no legend
+        ax.legend(fontsize=6)
 
 
 def _finish(fig: Any, title: str, path: Path) -> None:
