@@ -610,8 +610,14 @@ def _agreement_section(results: Results, cells: list[tuple[str, str]], reference
         ours = {a: list(_current_scores(results, a, task, tier, centralized).values()) for a in ALGS}
         short = [f"{NAMES[a]} {len(s)}" for a, s in ours.items() if len(s) < AGREEMENT_SEEDS]
         ref = reference.get((task, tier))
-        why = ("no paper numbers" if not ref else "not run" if not any(ours.values())
-               else f"needs {AGREEMENT_SEEDS} current seeds of every method (has " + ", ".join(short) + ")" if short else "")
+        if not ref:
+            why = "no paper numbers"
+        elif not any(ours.values()):
+            why = "not run"
+        elif short:
+            why = f"needs {AGREEMENT_SEEDS} current seeds of every method (has {', '.join(short)})"
+        else:
+            why = ""
         rows.append((TASK_NAMES.get(task, task), TIER_NAMES[tier], None if why else agreement.compare(ours, ref, REFERENCE), why))
     if all(c is None for _, _, c, _ in rows):
         return []
