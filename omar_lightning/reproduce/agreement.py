@@ -27,24 +27,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from omar_lightning.reproduce.aggregate import Estimate
+
 PAPER_SEEDS = 5  # "Each algorithm is run for five random seeds" (Section 4)
 CONFIDENCE = 0.95
 
 
-@dataclass(frozen=True)
-class Interval:
-    """A value and its confidence interval ``[low, high]``."""
+Interval = Estimate  # a value and its confidence interval ``[low, high]`` (``aggregate.py``'s)
 
-    value: float
-    low: float
-    high: float
 
-    def __post_init__(self) -> None:
-        for name in ("value", "low", "high"):
-            object.__setattr__(self, name, float(getattr(self, name)))
-
-    def overlaps(self, other: Interval) -> bool:
-        return bool(self.low <= other.high and other.low <= self.high)
+def overlaps(a: Interval, b: Interval) -> bool:
+    """Whether two intervals share a point."""
+    return bool(a.low <= b.high and b.low <= a.high)
 
 
 @dataclass(frozen=True)
@@ -66,7 +60,7 @@ class CellAgreement:
 
     @property
     def margins_agree(self) -> bool | None:
-        return None if self.margin_ours is None or self.margin_paper is None else self.margin_ours.overlaps(self.margin_paper)
+        return None if self.margin_ours is None or self.margin_paper is None else overlaps(self.margin_ours, self.margin_paper)
 
 
 def _moments(scores: Sequence[float]) -> tuple[float, float, int]:
@@ -81,7 +75,7 @@ def mean_interval(mean: float, std: float, n: int, confidence: float = CONFIDENC
     if n < 2:
         raise ValueError(f"a confidence interval of a mean needs n >= 2 values, got n = {n}")
     half = stats.t.ppf(0.5 + confidence / 2, n - 1) * std / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half)
+    return Interval(float(mean), float(mean - half), float(mean + half))
 
 
 def welch_interval(a: tuple[float, float, int], b: tuple[float, float, int], confidence: float = CONFIDENCE) -> Interval:
@@ -93,10 +87,10 @@ def welch_interval(a: tuple[float, float, int], b: tuple[float, float, int], con
     d = ma - mb
     se = math.sqrt(va + vb)
     if se == 0.0:
-        return Interval(d, d, d)
+        return Interval(float(d), float(d), float(d))
     df = (va + vb) ** 2 / ((va * va / (na - 1) if va else 0.0) + (vb * vb / (nb - 1) if vb else 0.0))
     half = stats.t.ppf(0.5 + confidence / 2, df) * se
-    return Interval(d, d - half, d + half)
+    return Interval(float(d), float(d - half), float(d + half))
 
 
 def _best(means: Mapping[str, float]) -> str | None:
@@ -118,7 +112,7 @@ def compare(ours: Mapping[str, Sequence[float]], paper: Mapping[str, tuple[float
         margin_paper = welch_interval(theirs[reference], theirs[baseline])
         if reference in mine and baseline in mine and mine[reference][2] > 1 and mine[baseline][2] > 1:
             margin_ours = welch_interval(mine[reference], mine[baseline])
-    overlap = {m: mean_interval(*mine[m]).overlaps(mean_interval(*theirs[m])) for m in both if mine[m][2] > 1}
+    overlap = {m: overlaps(mean_interval(*mine[m]), mean_interval(*theirs[m])) for m in both if mine[m][2] > 1}
     return CellAgreement(
         winner_ours=_best({m: v[0] for m, v in mine.items()}), winner_paper=_best({m: v[0] for m, v in theirs.items()}),
         concordant=int(concordant), pairs=len(both) * (len(both) - 1) // 2, baseline=baseline,
