@@ -3,7 +3,7 @@
 ``UPDATE_VERSION`` is raised by every change that alters what a run computes from the same
 config, seed and dataset. ``omar reproduce`` treats a summary of another version as stale and
 runs its cell again (never resuming the old run's checkpoints), and ``omar report`` never
-averages runs of different versions (``omar_lightning/reproduce/report.py``). Summaries without
+averages runs of different versions (``omar_lightning/reproduce/report/common.py``). Summaries without
 the field are version 1.
 
 History:

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omar_lightning.reproduce.report import Results, _agents_rows, _datasets
+from omar_lightning.reproduce.report import Results
+from omar_lightning.reproduce.report.agents import agents_rows
+from omar_lightning.reproduce.report.provenance import datasets
 from omar_lightning.reproduce.studies import MPE_TASKS
 
 DATA = Path(__file__).resolve().parent / "data" / "report"
@@ -55,7 +57,7 @@ def test_agent_count_improvements_carry_the_spread_over_seeds():
             s["cell"].update(algorithm=algorithm, seed=seed)
             s["score"]["return"] = ret
             summaries.append(s)
-    row = next(r for r in _agents_rows(Results(summaries)) if r["n"] == 2)
+    row = next(r for r in agents_rows(Results(summaries)) if r["n"] == 2)
     behaviour = base["dataset"]["behaviour_return"]
     # MA-CQL 100 +- 10 over a fixed behaviour return; OMAR 150 +- 10 over MA-CQL 100 +- 10.
     assert row["macql_vs_behaviour"] == pytest.approx(100 * (100 - behaviour) / abs(behaviour))
@@ -88,13 +90,13 @@ def test_dataset_table_has_a_row_per_file_runs_trained_on():
     """Runs of one path on two regenerations of it: two rows with their counts and the rule; one
     file per path: one row each and no note."""
     summaries = [json.loads(p.read_text()) for p in sorted((DATA / "results").rglob("seed_*.json"))]
-    assert not any(line.startswith("A path with more than one row") for line in _datasets(Results(summaries)))
+    assert not any(line.startswith("A path with more than one row") for line in datasets(Results(summaries)))
     medium = [s for s in summaries if s["dataset"]["path"] == "data/cooperative_navigation/medium.npz"]
     regenerated = copy.deepcopy(medium[0])
     regenerated["cell"]["seed"] = 7
     regenerated["key"] = regenerated["key"].replace("seed_0", "seed_7")
     regenerated["dataset"].update(checksum="fedcba987654" + "0" * 52, behaviour_return=200.00321)
-    lines = _datasets(Results(summaries + [regenerated]))
+    lines = datasets(Results(summaries + [regenerated]))
     rows = [line for line in lines if line.startswith("| `data/cooperative_navigation/medium.npz`")]
     assert rows == ["| `data/cooperative_navigation/medium.npz` | 1,000 | 200.00000 | 100.00000 | 300.00000 | `0123456789ab` | 6 |",
                     "| `data/cooperative_navigation/medium.npz` | 1,000 | 200.00321 | 100.00000 | 300.00000 | `fedcba987654` | 1 |"]
@@ -115,9 +117,9 @@ def test_official_reuse_section_compares_fresh_and_reused_minibatches():
 
 
 def test_official_reuse_section_says_not_run_without_its_summaries():
-    from omar_lightning.reproduce.report import _official_reuse_section
+    from omar_lightning.reproduce.report.official_reuse import official_reuse_section
 
-    assert _official_reuse_section(Results([]))[-2:] == ["not run", ""]
+    assert official_reuse_section(Results([]))[-2:] == ["not run", ""]
 
 
 def _fake_results(root: Path) -> dict[tuple[str, str], dict[int, float]]:
