@@ -116,6 +116,24 @@ def test_official_reuse_section_compares_fresh_and_reused_minibatches():
     assert summary["curve"]["updates"][0] == 0 and summary["score"]["normalized_score"] == pytest.approx((20 + 44 + 46) / 3)
 
 
+def test_official_reuse_section_has_a_table_per_task_with_reuse_runs():
+    """A predator-prey reuse run adds a predator-prey table after cooperative navigation's."""
+    from omar_lightning.reproduce.report.official_reuse import official_reuse_section
+
+    path = DATA / "results" / "omar" / "cooperative_navigation" / "medium" / "minibatches=official_reuse" / "seed_0.json"
+    navigation = json.loads(path.read_text())
+    prey = copy.deepcopy(navigation)
+    prey["key"] = prey["key"].replace("cooperative_navigation", "predator_prey")
+    prey["cell"]["task"] = "predator_prey"
+    prey["score"]["normalized_score"] = 61.25
+    lines = official_reuse_section(Results([navigation, prey]))
+    assert lines.index("Cooperative navigation:") < lines.index("Predator-prey:")
+    rows = [line for line in lines[lines.index("Predator-prey:"):] if line.startswith("| Medium |")]
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[1:3] == ["not run", "61.2 ± 0.0 (1)"] and cells[-2:] == ["66.7 ± 23.2", "61.7 ± 23.1"]  # the paper's predator-prey medium
+    assert [line for line in lines if line in ("Cooperative navigation:", "Predator-prey:", "World:")] == ["Cooperative navigation:", "Predator-prey:"]
+
+
 def test_official_reuse_section_says_not_run_without_its_summaries():
     from omar_lightning.reproduce.report.official_reuse import official_reuse_section
 

@@ -417,3 +417,7 @@ def test_official_reuse_study_lists_fresh_and_reused_cells(tmp_path):
     lines = listing.stdout.splitlines()
     assert len(lines) == 4 and sum("minibatches=official_reuse" in line for line in lines) == 2
     assert all(line.split()[1] == "pending" for line in lines)
+    other = study("official-reuse").cells([0], tasks=["predator_prey"])  # the other MPE tasks only when asked
+    assert {c.task for c in other} == {"predator_prey"} and len(other) == 4 * 2 * 2
+    with pytest.raises(ValueError, match="--tasks: halfcheetah_2x3 not in study 'official-reuse'"):
+        study("official-reuse").cells([0], tasks=["halfcheetah_2x3"])

@@ -229,7 +229,8 @@ def _official_reuse(seeds, tasks, tiers, algorithms):
 
 @dataclass(frozen=True)
 class Study:
-    """A study's cells and the default axes a user may restrict."""
+    """A study's cells and the axes a user may restrict. ``tasks`` are the tasks it may run;
+    ``default_tasks`` (all of ``tasks`` when None) the ones it runs without ``--tasks``."""
 
     name: str
     title: str
@@ -237,6 +238,7 @@ class Study:
     tasks: tuple[str, ...]
     tiers: tuple[str, ...] = TIERS
     algorithms: tuple[str, ...] = ALGORITHMS
+    default_tasks: tuple[str, ...] | None = None
 
     def cells(self, seeds=range(5), tasks=None, tiers=None, algorithms=None) -> list[Cell]:
         for axis, given, allowed in (("--tasks", tasks, self.tasks), ("--tiers", tiers, self.tiers), ("--algorithms", algorithms, self.algorithms)):
@@ -247,7 +249,8 @@ class Study:
         if not seeds or any(s < 0 for s in seeds):
             raise ValueError(f"--seeds: need at least one seed, all >= 0, got {seeds}")
         pick = lambda given, allowed: [v for v in allowed if v in given] if given else list(allowed)  # noqa: E731
-        return self.build(seeds, pick(tasks, self.tasks), pick(tiers, self.tiers), pick(algorithms, self.algorithms))
+        chosen_tasks = pick(tasks, self.tasks) if tasks else list(self.default_tasks or self.tasks)
+        return self.build(seeds, chosen_tasks, pick(tiers, self.tiers), pick(algorithms, self.algorithms))
 
 
 STUDIES: dict[str, Study] = {
@@ -261,7 +264,9 @@ STUDIES: dict[str, Study] = {
         Study("tau", "Figure 3: OMAR's tau", _tau, MPE_TASKS, algorithms=("omar",)),
         Study("landscape", "Figure 1d: Q-landscape of MA-CQL, 2-agent spread", _landscape, (spread(2),), ("medium_replay",), ("macql",)),
         Study("actor-lr-updates", "Tables 1 and 2: MA-CQL with a larger actor learning rate or more actor updates", _actor_lr_updates, (spread(2),), ("medium_replay",), ("macql",)),
-        Study("official-reuse", "Fresh minibatches against the official loop's reuse, cooperative navigation", _official_reuse, ("cooperative_navigation",), algorithms=("macql", "omar")),
+        # Cooperative navigation by default; the other MPE tasks with --tasks.
+        Study("official-reuse", "Fresh minibatches against the official loop's reuse, MPE", _official_reuse, MPE_TASKS, algorithms=("macql", "omar"),
+              default_tasks=("cooperative_navigation",)),
         # Section 3.1 on its own Spread: 1-D actions, agents and landmarks on a line (LINE_TASKS).
         Study("line-curves", "Figure 1b on the line: MA-TD3+BC, MA-CQL and OMAR, 2-agent Spread with 1-D actions", _table3, (line_spread(2),), ("medium_replay",), ("matd3bc", "macql", "omar")),
         Study("line-agents", "Figures 1c and 2 on the line: Spread with 1-D actions, N = 1..5 agents", _table3, LINE_TASKS, ("medium_replay",), ("macql", "omar")),
