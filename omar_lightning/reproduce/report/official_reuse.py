@@ -8,14 +8,15 @@ from omar_lightning.data.format import TIERS
 from omar_lightning.reproduce import paper
 from omar_lightning.reproduce.report.common import NAMES, OLD, TASK_NAMES, TIER_NAMES, Results, fmt, group_key
 from omar_lightning.reproduce.report.plotting import curves_figure
-from omar_lightning.reproduce.studies import MPE_TASKS
+from omar_lightning.reproduce.studies import STUDIES
 
 REUSE = "minibatches=official_reuse"
+METHODS = ("omar", "macql")  # the study's methods, OMAR first as in the tables' columns
 
 
 def reuse_tasks(results: Results) -> list[str]:
     """The MPE tasks with a run of the official reuse, in the page's task order."""
-    return [task for task in MPE_TASKS if any(results.runs(group_key(a, task, t, REUSE)) for a in ("omar", "macql") for t in TIERS)]
+    return [task for task in STUDIES["official-reuse"].tasks if any(results.runs(group_key(a, task, t, REUSE)) for a in METHODS for t in TIERS)]
 
 
 def official_reuse_section(results: Results) -> list[str]:
@@ -36,7 +37,7 @@ def official_reuse_section(results: Results) -> list[str]:
                 "| tier | OMAR fresh | OMAR official reuse | MA-CQL fresh | MA-CQL official reuse | OMAR − MA-CQL, fresh | OMAR − MA-CQL, official reuse | paper: OMAR | paper: MA-CQL |",
                 "|---|---|---|---|---|---|---|---|---|"]
         for tier in TIERS:
-            scores = {(a, v): results.score(group_key(a, task, tier, v)) for a in ("omar", "macql") for v in ("default", REUSE)}
+            scores = {(a, v): results.score(group_key(a, task, tier, v)) for a in METHODS for v in ("default", REUSE)}
             margins = []
             for v in ("default", REUSE):
                 o, c = scores[("omar", v)], scores[("macql", v)]
@@ -50,7 +51,7 @@ def official_reuse_section(results: Results) -> list[str]:
 
 def official_reuse_figure(results: Results, path: Path) -> bool:
     """Learning curves of both methods with fresh and reused minibatches, on every tier of the tasks with a reuse run."""
-    lines = [(f"{NAMES[a]} ({label})", group_key(a, "{task}", "{tier}", v)) for a in ("omar", "macql") for v, label in (("default", "fresh"), (REUSE, "official reuse"))]
+    lines = [(f"{NAMES[a]} ({label})", group_key(a, "{task}", "{tier}", v)) for a in METHODS for v, label in (("default", "fresh"), (REUSE, "official reuse"))]
     tasks = reuse_tasks(results)
     if not tasks:
         return False
